@@ -1,0 +1,49 @@
+//! Print the listener's per-frame view of a sung note: `cargo run --release --example trace -p
+//! hummingface-runtime -- MIDI [VOICE]` (a debugging aid for the tracker's thresholds).
+
+use hummingface_runtime::listener::ListenerV0;
+use hummingface_runtime::*;
+use realfft::RealFftPlanner;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let midi: f32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(40.0);
+    let voice = match args.get(2).map(String::as_str) {
+        Some("female") => VoiceType::Female,
+        Some("child") => VoiceType::Child,
+        _ => VoiceType::Male,
+    };
+    let sr = 48000.0;
+    let audio = Singer { voice, ..Singer::default() }.render(
+        &[SungNote { start_s: 0.2, dur_s: 0.5, midi, vowel: Vowel::A, level: 0.4, consonant: false }],
+        sr,
+        0.9,
+    );
+    let t = Timing::new(sr, 512, ProcessMode::Offline);
+    let model = Model::embedded();
+    let mut listener = ListenerV0::new(&model, &t, &candle_core::Device::Cpu).unwrap();
+    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
+    let window: Vec<f32> = (0..t.win_len).map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / t.win_len as f32).cos()).collect();
+    let scale = 2.0 / window.iter().sum::<f32>();
+    let mut sal = Vec::new();
+    let mut k = 0;
+    while (k + 1) * t.hop <= audio.len() {
+        let end = (k + 1) * t.hop;
+        let mut input = fft.make_input_vec();
+        for i in 0..t.win_len {
+            let s = end as isize - t.win_len as isize + i as isize;
+            input[i] = if s >= 0 { audio[s as usize] * window[i] } else { 0.0 };
+        }
+        let mut out = fft.make_output_vec();
+        fft.process(&mut input, &mut out).unwrap();
+        let mags: Vec<f32> = out[..t.analysis_bins].iter().map(|z| z.norm() * scale).collect();
+        let f = listener.step(&mags, &mut sal).unwrap();
+        let hop = &audio[end - t.hop..end];
+        let db = 10.0 * (hop.iter().map(|x| x * x).sum::<f32>() / t.hop as f32 + 1e-12).log10();
+        let t_ms = end as f32 / sr * 1000.0;
+        if (150.0..450.0).contains(&t_ms) || (650.0..800.0).contains(&t_ms) {
+            println!("{k:4} {t_ms:7.1} ms  pitch {:6.2}  per {:5.3}  flux {:5.3}  hop {:6.1} dB", f.pitch_midi, f.periodicity, f.flux, db);
+        }
+        k += 1;
+    }
+}

@@ -1,0 +1,555 @@
+//! The engine: audio side (analysis, queues, synthesis, overlap-add) and the inference worker.
+//!
+//! The audio side works hop by hop whatever the host's block size, so the block size never
+//! changes the result. Frames go to the worker through wait-free SPSC rings (`rtrb`) whose
+//! storage is allocated in [`Engine::new`]; results come back the same way.
+//!
+//! - [`ProcessMode::Realtime`]: the audio thread never waits. The result for hop `k` is used at
+//!   hop `k + S` (`S` slack hops cover the host's block); if it has not arrived the previous
+//!   piano frame's tail fades out over that hop, and `late_frames` goes up.
+//! - [`ProcessMode::Offline`]: the audio thread waits for every frame, so a render is
+//!   deterministic and equal to the command-line render.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use atomic_float::AtomicF32;
+use realfft::num_complex::Complex32;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+use crate::controls::Controls;
+use crate::generator::{device_name, select_device, Generator};
+use crate::model::{DeviceChoice, Model};
+use crate::timing::Timing;
+use crate::tracker::TrackEvent;
+
+/// Lowest sample rate the engine accepts, Hz.
+pub const MIN_SAMPLE_RATE: f32 = 8000.0;
+/// Highest sample rate the engine accepts, Hz.
+pub const MAX_SAMPLE_RATE: f32 = 192000.0;
+/// Frames the rings hold.
+const QUEUE_FRAMES: usize = 64;
+/// Tracker events one frame can carry back.
+const MAX_EVENTS: usize = 6;
+/// Note events waiting for their output position.
+const PENDING_EVENTS: usize = 64;
+/// Offline waiting gives up on a frame after this long (a dead worker must not hang a host).
+const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Waiting policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessMode {
+    Realtime,
+    Offline,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Samples per second, [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`].
+    pub sample_rate: f32,
+    /// Largest block the host will pass, samples (sets the real-time slack).
+    pub max_block: usize,
+    pub mode: ProcessMode,
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unsupported sample rate {0} Hz (supported: 8000 to 192000 Hz)")]
+    UnsupportedSampleRate(f32),
+    #[error("inference device: {0}")]
+    Device(String),
+    #[error("cannot start the inference thread: {0}")]
+    Thread(String),
+    #[error("invalid input: {0}")]
+    Input(String),
+}
+
+/// Counters and readings shared with the GUI, the CLI and tests (all lock-free).
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Frames handed to the worker.
+    pub frames: AtomicU64,
+    /// Frames the worker has finished.
+    pub frames_done: AtomicU64,
+    /// Real-time frames whose result was not back in time (faded instead).
+    pub late_frames: AtomicU64,
+    /// Frames not handed over because the worker's queue was full.
+    pub dropped_frames: AtomicU64,
+    /// Frames the worker failed to compute (silence instead).
+    pub worker_errors: AtomicU64,
+    /// Inference time of the last frame, ns.
+    pub inference_ns_last: AtomicU64,
+    /// Longest inference time seen, ns.
+    pub inference_ns_max: AtomicU64,
+    /// Sum of inference times, ns (divide by `frames` for the mean).
+    pub inference_ns_total: AtomicU64,
+    /// Sounding MIDI note, −1 for none.
+    pub note: AtomicI32,
+    /// Pitch heard in the last decided frame, MIDI; NaN when unvoiced.
+    pub pitch: AtomicF32,
+    /// Whether the worker thread is running.
+    pub worker_alive: AtomicBool,
+}
+
+/// A note event leaving the engine, aligned with the piano audio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoteEvent {
+    /// Sample offset inside the current block.
+    pub timing: u32,
+    /// MIDI note.
+    pub note: u8,
+    /// 0..1 (0 for note-off).
+    pub velocity: f32,
+    pub on: bool,
+}
+
+/// Audio → worker: one hop's frame header (its data follows in the data ring).
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    /// Hop index within the epoch.
+    index: u64,
+    /// Incremented by every reset; the worker resets its state when it changes.
+    epoch: u32,
+    controls: Controls,
+}
+
+/// Worker → audio: one piano frame's header (its spectrum follows in the data ring).
+#[derive(Debug, Clone, Copy)]
+struct Done {
+    /// Hop index of the job this answers.
+    index: u64,
+    epoch: u32,
+    /// Tracker events decided for this piano frame.
+    events: [Option<TrackEvent>; MAX_EVENTS],
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Pending {
+    /// Absolute output sample (within the epoch).
+    pos: u64,
+    note: u8,
+    velocity: f32,
+    on: bool,
+}
+
+/// What the worker thread owns.
+struct Worker {
+    gen: Generator,
+    timing: Timing,
+    jobs: rtrb::Consumer<Job>,
+    job_data: rtrb::Consumer<f32>,
+    done: rtrb::Producer<Done>,
+    done_data: rtrb::Producer<Complex32>,
+    stats: Arc<EngineStats>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let t = self.timing;
+        let mut mags = vec![0.0f32; t.analysis_bins];
+        let mut hop = vec![0.0f32; t.hop];
+        let mut spec = vec![Complex32::new(0.0, 0.0); t.synth_bins];
+        let mut epoch = u32::MAX;
+        while !self.stop.load(Ordering::Acquire) {
+            let Ok(job) = self.jobs.pop() else {
+                std::thread::park_timeout(Duration::from_millis(2));
+                continue;
+            };
+            // The data was pushed before the header, so it is there.
+            if self.job_data.pop_entire_slice(&mut mags).is_err() || self.job_data.pop_entire_slice(&mut hop).is_err() {
+                self.stats.worker_errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if job.epoch != epoch {
+                self.gen.reset();
+                epoch = job.epoch;
+            }
+            let start = Instant::now();
+            let mut events = [None; MAX_EVENTS];
+            let mut n = 0;
+            let result = self.gen.step(&mags, &hop, &job.controls, &mut spec, &mut |ev| {
+                if n < MAX_EVENTS {
+                    events[n] = Some(ev);
+                    n += 1;
+                }
+            });
+            match result {
+                Ok(report) => {
+                    self.stats.note.store(report.note.map_or(-1, |n| n as i32), Ordering::Relaxed);
+                    self.stats.pitch.store(report.pitch, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    spec.iter_mut().for_each(|z| *z = Complex32::new(0.0, 0.0));
+                    self.stats.worker_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let ns = start.elapsed().as_nanos() as u64;
+            self.stats.inference_ns_last.store(ns, Ordering::Relaxed);
+            self.stats.inference_ns_max.fetch_max(ns, Ordering::Relaxed);
+            self.stats.inference_ns_total.fetch_add(ns, Ordering::Relaxed);
+            if self.done.slots() >= 1 && self.done_data.slots() >= spec.len() {
+                let _ = self.done_data.push_entire_slice(&spec);
+                let _ = self.done.push(Done { index: job.index, epoch: job.epoch, events });
+            }
+            self.stats.frames_done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+pub struct Engine {
+    timing: Timing,
+    mode: ProcessMode,
+    /// Name of the device the generator runs on.
+    device_name: String,
+    /// Why the requested device was not used, if it was not.
+    device_note: Option<String>,
+    /// Newest `win_len` input samples, oldest first.
+    history: Vec<f32>,
+    /// Analysis window (Hann), `win_len`.
+    window: Vec<f32>,
+    /// FFT input, `fft_len` (window-weighted history, zero padded).
+    fft_in: Vec<f32>,
+    /// FFT output, `fft_len / 2 + 1` bins.
+    fft_out: Vec<Complex32>,
+    fwd: Arc<dyn RealToComplex<f32>>,
+    fwd_scratch: Vec<Complex32>,
+    /// Magnitudes sent to the worker, `analysis_bins`, scaled so a full-scale sine reads 1.
+    mags: Vec<f32>,
+    /// 2 / Σwindow: magnitude scale.
+    mag_scale: f32,
+    /// Input of the current hop, `hop`.
+    in_hop: Vec<f32>,
+    /// Samples of the current hop received so far.
+    fill: usize,
+    inv: Arc<dyn ComplexToReal<f32>>,
+    inv_scratch: Vec<Complex32>,
+    /// Piano spectrum from the worker, `synth_bins`.
+    spec: Vec<Complex32>,
+    /// Inverse transform of `spec`, `synth_len`.
+    frame: Vec<f32>,
+    /// Overlap-add accumulator, `synth_len`.
+    ola: Vec<f32>,
+    /// Output of the current hop, `hop`.
+    out_hop: Vec<f32>,
+    jobs: rtrb::Producer<Job>,
+    job_data: rtrb::Producer<f32>,
+    done: rtrb::Consumer<Done>,
+    done_data: rtrb::Consumer<Complex32>,
+    /// Next hop index within the epoch.
+    index: u64,
+    epoch: u32,
+    /// Output samples emitted in this epoch.
+    out_pos: u64,
+    /// Note events waiting for their output position (FIFO, time ordered).
+    pending: [Pending; PENDING_EVENTS],
+    pending_head: usize,
+    pending_len: usize,
+    stats: Arc<EngineStats>,
+    stop: Arc<AtomicBool>,
+    worker_thread: Thread,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, model: Arc<Model>) -> Result<Engine, EngineError> {
+        let sr = cfg.sample_rate;
+        if !sr.is_finite() || !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sr) {
+            return Err(EngineError::UnsupportedSampleRate(sr));
+        }
+        let timing = Timing::new(sr, cfg.max_block, cfg.mode);
+        let (device, device_note) = select_device(cfg.device);
+        let gen = Generator::new(&model, &timing, &device).map_err(|e| EngineError::Device(e.to_string()))?;
+        let device_name = device_name(gen.device());
+
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fwd = planner.plan_fft_forward(timing.fft_len);
+        let inv = planner.plan_fft_inverse(timing.synth_len);
+        let window: Vec<f32> = (0..timing.win_len)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / timing.win_len as f32).cos())
+            .collect();
+        let mag_scale = 2.0 / window.iter().sum::<f32>();
+
+        let (jobs, jobs_rx) = rtrb::RingBuffer::new(QUEUE_FRAMES);
+        let (job_data, job_data_rx) = rtrb::RingBuffer::new(QUEUE_FRAMES * (timing.analysis_bins + timing.hop));
+        let (done_tx, done) = rtrb::RingBuffer::new(QUEUE_FRAMES);
+        let (done_data_tx, done_data) = rtrb::RingBuffer::new(QUEUE_FRAMES * timing.synth_bins);
+        let stats = Arc::new(EngineStats { note: AtomicI32::new(-1), pitch: AtomicF32::new(f32::NAN), ..Default::default() });
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            gen,
+            timing,
+            jobs: jobs_rx,
+            job_data: job_data_rx,
+            done: done_tx,
+            done_data: done_data_tx,
+            stats: stats.clone(),
+            stop: stop.clone(),
+        };
+        stats.worker_alive.store(true, Ordering::Release);
+        let alive = stats.clone();
+        let handle = std::thread::Builder::new()
+            .name("hummingface-inference".into())
+            .spawn(move || {
+                worker.run();
+                alive.worker_alive.store(false, Ordering::Release);
+            })
+            .map_err(|e| EngineError::Thread(e.to_string()))?;
+
+        Ok(Engine {
+            timing,
+            mode: cfg.mode,
+            device_name,
+            device_note,
+            history: vec![0.0; timing.win_len],
+            window,
+            fft_in: fwd.make_input_vec(),
+            fft_out: fwd.make_output_vec(),
+            fwd_scratch: fwd.make_scratch_vec(),
+            fwd,
+            mags: vec![0.0; timing.analysis_bins],
+            mag_scale,
+            in_hop: vec![0.0; timing.hop],
+            fill: 0,
+            inv_scratch: inv.make_scratch_vec(),
+            spec: inv.make_input_vec(),
+            frame: inv.make_output_vec(),
+            inv,
+            ola: vec![0.0; timing.synth_len],
+            out_hop: vec![0.0; timing.hop],
+            jobs,
+            job_data,
+            done,
+            done_data,
+            index: 0,
+            epoch: 0,
+            out_pos: 0,
+            pending: [Pending::default(); PENDING_EVENTS],
+            pending_head: 0,
+            pending_len: 0,
+            worker_thread: handle.thread().clone(),
+            worker: Some(handle),
+            stats,
+            stop,
+        })
+    }
+
+    pub fn latency_samples(&self) -> u32 {
+        self.timing.latency as u32
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    pub fn sample_rate(&self) -> f32 {
+        self.timing.sample_rate
+    }
+
+    pub fn mode(&self) -> ProcessMode {
+        self.mode
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// Why the requested device was not used (e.g. no CUDA), if it was not.
+    pub fn device_note(&self) -> Option<&str> {
+        self.device_note.as_deref()
+    }
+
+    pub fn stats(&self) -> Arc<EngineStats> {
+        self.stats.clone()
+    }
+
+    /// Clear all state (audio thread safe). The worker resets when it sees the new epoch.
+    pub fn reset(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.index = 0;
+        self.fill = 0;
+        self.out_pos = 0;
+        self.history.iter_mut().for_each(|x| *x = 0.0);
+        self.ola.iter_mut().for_each(|x| *x = 0.0);
+        self.out_hop.iter_mut().for_each(|x| *x = 0.0);
+        self.pending_len = 0;
+        self.pending_head = 0;
+    }
+
+    /// Process one block (see the module docs). Never allocates or locks.
+    pub fn process(&mut self, input: &[f32], wet: &mut [f32], controls: &Controls, on_note: &mut dyn FnMut(NoteEvent)) {
+        let n = input.len().min(wet.len());
+        let hop = self.timing.hop;
+        let controls = controls.sanitized();
+        let block_start = self.out_pos;
+        let mut done = 0;
+        while done < n {
+            let take = (n - done).min(hop - self.fill);
+            for i in 0..take {
+                let x = input[done + i];
+                // Bad input never reaches the analysis: NaN/Inf → 0, absurd levels clipped.
+                self.in_hop[self.fill + i] = if x.is_finite() { x.clamp(-8.0, 8.0) } else { 0.0 };
+                let y = self.out_hop[self.fill + i];
+                wet[done + i] = if y.is_finite() { y } else { 0.0 };
+            }
+            self.fill += take;
+            done += take;
+            self.out_pos += take as u64;
+            if self.fill == hop {
+                self.fill = 0;
+                self.hop_boundary(&controls);
+            }
+        }
+        // Events due inside this block.
+        let block_end = block_start + n as u64;
+        while self.pending_len > 0 {
+            let p = self.pending[self.pending_head];
+            if p.pos >= block_end {
+                break;
+            }
+            self.pending_head = (self.pending_head + 1) % PENDING_EVENTS;
+            self.pending_len -= 1;
+            let timing = p.pos.saturating_sub(block_start) as u32;
+            on_note(NoteEvent { timing, note: p.note, velocity: p.velocity, on: p.on });
+        }
+    }
+
+    fn hop_boundary(&mut self, controls: &Controls) {
+        let t = self.timing;
+        // Analysis: newest window, Hann weighted, zero padded.
+        self.history.copy_within(t.hop.., 0);
+        self.history[t.win_len - t.hop..].copy_from_slice(&self.in_hop);
+        for i in 0..t.win_len {
+            self.fft_in[i] = self.history[i] * self.window[i];
+        }
+        self.fft_in[t.win_len..].iter_mut().for_each(|x| *x = 0.0);
+        if self.fwd.process_with_scratch(&mut self.fft_in, &mut self.fft_out, &mut self.fwd_scratch).is_ok() {
+            for (m, z) in self.mags.iter_mut().zip(&self.fft_out) {
+                *m = z.norm() * self.mag_scale;
+            }
+        } else {
+            self.mags.iter_mut().for_each(|m| *m = 0.0);
+        }
+
+        // Hand the frame over.
+        let index = self.index;
+        self.index += 1;
+        let need = t.analysis_bins + t.hop;
+        let pushed = self.jobs.slots() >= 1 && self.job_data.slots() >= need;
+        if pushed {
+            let _ = self.job_data.push_entire_slice(&self.mags);
+            let _ = self.job_data.push_entire_slice(&self.in_hop);
+            let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls });
+            self.stats.frames.fetch_add(1, Ordering::Relaxed);
+            self.worker_thread.unpark();
+        } else {
+            self.stats.dropped_frames.fetch_add(1, Ordering::Relaxed);
+        }
+
+        // Take the piano frame that is due now.
+        let got = if index >= t.slack_hops as u64 {
+            let want = index - t.slack_hops as u64;
+            let got = match self.mode {
+                ProcessMode::Offline => pushed && self.wait_for(want),
+                ProcessMode::Realtime => self.take_if_ready(want),
+            };
+            if !got {
+                self.stats.late_frames.fetch_add(1, Ordering::Relaxed);
+            }
+            got
+        } else {
+            false
+        };
+        if got && self.inv.process_with_scratch(&mut self.spec, &mut self.frame, &mut self.inv_scratch).is_ok() {
+            let scale = 1.0 / t.synth_len as f32;
+            for (acc, x) in self.ola.iter_mut().zip(&self.frame) {
+                *acc += x * scale;
+            }
+        }
+        // (A missing frame leaves only the previous frame's falling half: a one-hop fade.)
+        self.out_hop.copy_from_slice(&self.ola[..t.hop]);
+        self.ola.copy_within(t.hop.., 0);
+        self.ola[t.hop..].iter_mut().for_each(|x| *x = 0.0);
+    }
+
+    /// Drop results older than `want` (or from an old epoch); take `want` if it is first.
+    fn take_if_ready(&mut self, want: u64) -> bool {
+        let bins = self.timing.synth_bins;
+        loop {
+            let Ok(head) = self.done.peek() else { return false };
+            let head = *head;
+            if head.epoch == self.epoch && head.index > want {
+                return false;
+            }
+            let _ = self.done.pop();
+            if self.done_data.pop_entire_slice(&mut self.spec[..bins]).is_err() {
+                return false;
+            }
+            if head.epoch == self.epoch && head.index == want {
+                self.schedule(&head);
+                return true;
+            }
+        }
+    }
+
+    /// Offline: wait for result `want` (by design); gives up if the worker died.
+    fn wait_for(&mut self, want: u64) -> bool {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if self.take_if_ready(want) {
+                return true;
+            }
+            // Stop waiting only if the result cannot come any more.
+            if let Ok(head) = self.done.peek() {
+                if head.epoch == self.epoch && head.index > want {
+                    return false;
+                }
+            }
+            if !self.stats.worker_alive.load(Ordering::Acquire) {
+                return false;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+                if spins % 1024 == 0 && start.elapsed() > OFFLINE_WAIT_LIMIT {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Queue this piano frame's note events at the output position of its attack.
+    fn schedule(&mut self, done: &Done) {
+        // The frame's first hop leaves the output from `out_pos` on; its attack is half way up
+        // half a hop later.
+        let pos = self.out_pos + (self.timing.hop / 2) as u64;
+        for ev in done.events.iter().flatten() {
+            if self.pending_len == PENDING_EVENTS {
+                break;
+            }
+            let (note, velocity, on) = match *ev {
+                TrackEvent::On { note, velocity } => (note, velocity, true),
+                TrackEvent::Off { note } => (note, 0.0, false),
+            };
+            let slot = (self.pending_head + self.pending_len) % PENDING_EVENTS;
+            self.pending[slot] = Pending { pos, note, velocity, on };
+            self.pending_len += 1;
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.worker_thread.unpark();
+        if let Some(h) = self.worker.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Sample-rate-independent log-frequency features: the matrix that maps the analysis FFT's
+//! linear bins onto the fixed 20-cent feature grid of [`crate::v0`].
+
+use crate::v0::{feature_hz, FEAT_PER_OCTAVE, N_FEATURES};
+
+/// Row-major `[analysis_bins, N_FEATURES]` interpolation matrix for an FFT of `fft_len` at
+/// `sample_rate`. Each feature is a triangular average of the linear bins around its centre,
+/// as wide as the larger of the bin spacing and the feature spacing; features above Nyquist are
+/// zero. Columns sum to 1 (or 0).
+pub fn log_frequency_matrix(sample_rate: f32, fft_len: usize, analysis_bins: usize) -> Vec<f32> {
+    let bin_hz = sample_rate / fft_len as f32;
+    let mut m = vec![0.0f32; analysis_bins * N_FEATURES];
+    let ratio = (1.0 / FEAT_PER_OCTAVE as f32).exp2() - 1.0;
+    for f in 0..N_FEATURES {
+        let fc = feature_hz(f);
+        if fc >= 0.5 * sample_rate - bin_hz {
+            continue;
+        }
+        let width = bin_hz.max(fc * ratio);
+        let lo = ((fc - width) / bin_hz).floor().max(0.0) as usize;
+        let hi = (((fc + width) / bin_hz).ceil() as usize).min(analysis_bins - 1);
+        let mut sum = 0.0;
+        for b in lo..=hi {
+            let w = (1.0 - ((b as f32 * bin_hz) - fc).abs() / width).max(0.0);
+            m[b * N_FEATURES + f] = w;
+            sum += w;
+        }
+        if sum > 0.0 {
+            for b in lo..=hi {
+                m[b * N_FEATURES + f] /= sum;
+            }
+        }
+    }
+    m
+}

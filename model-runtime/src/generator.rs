@@ -1,0 +1,128 @@
+//! The generator the inference worker runs: listener → note tracker → pianist, frame by frame.
+
+use candle_core::Device;
+use realfft::num_complex::Complex32;
+
+use crate::controls::Controls;
+use crate::listener::ListenerV0;
+use crate::model::{DeviceChoice, Model};
+use crate::pianist::PianistV0;
+use crate::timing::Timing;
+use crate::tracker::{FramePosterior, NoteTracker, TrackEvent, Voicing};
+
+/// Pick the Candle device for a choice; `Auto` and `Cuda` fall back to CPU (with the reason)
+/// when this build or this machine has no CUDA.
+pub fn select_device(choice: DeviceChoice) -> (Device, Option<String>) {
+    match choice {
+        DeviceChoice::Cpu => (Device::Cpu, None),
+        DeviceChoice::Auto | DeviceChoice::Cuda => {
+            if !crate::model::CUDA_COMPILED {
+                let why = (choice == DeviceChoice::Cuda)
+                    .then(|| "this build has no CUDA support (build with --features cuda); using CPU".to_string());
+                return (Device::Cpu, why);
+            }
+            match Device::new_cuda(0) {
+                Ok(d) => (d, None),
+                Err(e) => (Device::Cpu, Some(format!("CUDA unavailable ({e}); using CPU"))),
+            }
+        }
+    }
+}
+
+/// Name of a device for displays: `cpu` or `cuda:N`.
+pub fn device_name(d: &Device) -> String {
+    match d.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+/// What one frame produced besides its spectrum.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameReport {
+    /// Pitch heard in the decided frame, MIDI (NaN if unvoiced).
+    pub pitch: f32,
+    /// Note sounding after this frame.
+    pub note: Option<u8>,
+}
+
+pub struct Generator {
+    listener: ListenerV0,
+    tracker: NoteTracker,
+    pianist: PianistV0,
+    /// Scratch for the listener's saliences.
+    salience: Vec<f32>,
+    /// Mean square of the previous hop of input.
+    prev_energy: f32,
+}
+
+impl Generator {
+    pub fn new(model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
+        let v = &model.tensor("listener.voicing").data;
+        let voicing = Voicing { threshold: v[0], gate_db: v[2], gate_span_db: v[3] };
+        Ok(Generator {
+            listener: ListenerV0::new(model, timing, device)?,
+            tracker: NoteTracker::new(timing.hop_seconds(), timing.lookahead_hops, voicing),
+            pianist: PianistV0::new(model, timing.sample_rate, timing.hop),
+            salience: Vec::with_capacity(crate::v0::N_CANDIDATES),
+            prev_energy: 0.0,
+        })
+    }
+
+    pub fn reset(&mut self) {
+        self.listener.reset();
+        self.tracker.reset();
+        self.pianist.reset();
+        self.prev_energy = 0.0;
+    }
+
+    pub fn device(&self) -> &Device {
+        self.listener.device()
+    }
+
+    /// One hop: analysis magnitudes and the newest hop of input in, the piano spectrum of the
+    /// decided frame out (`synth_bins`), tracker events to `emit`.
+    pub fn step(
+        &mut self,
+        mags: &[f32],
+        hop_samples: &[f32],
+        controls: &Controls,
+        spectrum: &mut [Complex32],
+        emit: &mut dyn FnMut(TrackEvent),
+    ) -> candle_core::Result<FrameReport> {
+        let heard = self.listener.step(mags, &mut self.salience)?;
+        self.finish_frame(heard, hop_samples, controls, spectrum, emit)
+    }
+
+    /// The part of [`Generator::step`] after the listener (shared with batched offline runs).
+    pub fn finish_frame(
+        &mut self,
+        heard: crate::listener::ListenerFrame,
+        hop_samples: &[f32],
+        controls: &Controls,
+        spectrum: &mut [Complex32],
+        emit: &mut dyn FnMut(TrackEvent),
+    ) -> candle_core::Result<FrameReport> {
+        let energy: f32 = hop_samples.iter().map(|x| x * x).sum::<f32>() / hop_samples.len().max(1) as f32;
+        let post = FramePosterior {
+            pitch: heard.pitch_midi,
+            periodicity: heard.periodicity,
+            flux: heard.flux,
+            hop_db: 10.0 * (energy + 1e-12).log10(),
+            level_db: 10.0 * (0.5 * (energy + self.prev_energy) + 1e-12).log10(),
+        };
+        self.prev_energy = energy;
+        let pianist = &mut self.pianist;
+        self.tracker.push(post, controls, &mut |ev| {
+            pianist.event(ev, controls);
+            emit(ev);
+        });
+        self.pianist.synthesize(spectrum);
+        Ok(FrameReport { pitch: self.tracker.last_pitch, note: self.tracker.sounding() })
+    }
+
+    pub fn listener_mut(&mut self) -> &mut ListenerV0 {
+        &mut self.listener
+    }
+}

@@ -1,0 +1,28 @@
+//! HummingFace runtime: everything that is not host specific.
+//!
+//! Data path (see `ARCHITECTURE.md`): the audio side ([`Engine::process`]) frames the vocal and
+//! runs the forward FFT; the inference worker runs the [`generator::Generator`] (Candle
+//! listener → note tracker → pianist) and hands back piano spectra, which the audio side
+//! inverse-transforms and overlap-adds. [`render_offline`] runs the same engine over a file.
+
+pub mod controls;
+pub mod engine;
+pub mod features;
+pub mod generator;
+pub mod listener;
+pub mod mixer;
+pub mod model;
+pub mod pianist;
+pub mod render;
+pub mod singer;
+pub mod timing;
+pub mod tracker;
+pub mod v0;
+
+pub use controls::{key_from_name, Controls, Scale, KEY_NAMES};
+pub use engine::{Engine, EngineConfig, EngineError, EngineStats, NoteEvent, ProcessMode, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+pub use mixer::Mixer;
+pub use model::{DeviceChoice, Model, ModelError, CUDA_COMPILED};
+pub use render::{render_offline, RenderOptions, RenderResult, RenderedNote};
+pub use singer::{Singer, SungNote, VoiceType, Vowel};
+pub use timing::Timing;

@@ -1,0 +1,133 @@
+//! Listener v0: a harmonic-summation pitch estimator made of Candle tensor ops.
+//!
+//! Per frame: linear magnitudes → log-frequency features (matrix product with the
+//! rate-specific interpolation matrix) → level-normalised log compression → harmonic salience
+//! per 20-cent pitch candidate (matrix product with `listener.template`). The host side then
+//! takes the best candidate (parabolic refinement), its salience (periodicity) and the positive
+//! spectral flux against the previous frame (onsets). `step`/`reset` stream frame by frame;
+//! `forward` runs a whole batch of frames at once (same numbers, used for offline batching).
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::model::Model;
+use crate::timing::Timing;
+use crate::v0::{candidate_midi, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
+
+/// Compression gain of the log features: `ln(1 + G·m/max) / ln(1 + G)`.
+const LOG_GAIN: f64 = 100.0;
+
+/// What the listener heard in one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ListenerFrame {
+    /// Best pitch candidate, MIDI (fractional; refined between candidates).
+    pub pitch_midi: f32,
+    /// Harmonic salience of that candidate, ≈0 (noise) … 1 (clean harmonic tone).
+    pub periodicity: f32,
+    /// Mean positive change of the log features since the previous frame, 0 … 1.
+    pub flux: f32,
+}
+
+/// The v0 listener on one device.
+pub struct ListenerV0 {
+    /// Device the tensors live on.
+    device: Device,
+    /// `[analysis_bins, N_FEATURES]` linear → log-frequency interpolation.
+    interp: Tensor,
+    /// `[N_FEATURES, N_CANDIDATES]` harmonic template.
+    template: Tensor,
+    /// Log features of the previous frame `[1, N_FEATURES]` (streaming state for the flux).
+    prev: Option<Tensor>,
+    /// Number of analysis bins expected per frame.
+    bins: usize,
+}
+
+impl ListenerV0 {
+    pub fn new(model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
+        let interp = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
+        let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
+        let t = model.tensor("listener.template");
+        let template = Tensor::from_slice(&t.data, (N_FEATURES, N_CANDIDATES), device)?;
+        Ok(ListenerV0 { device: device.clone(), interp, template, prev: None, bins: timing.analysis_bins })
+    }
+
+    /// Forget the previous frame.
+    pub fn reset(&mut self) {
+        self.prev = None;
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Log features and salience for `[T, bins]` magnitudes.
+    fn features_and_salience(&self, mags: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let feats = mags.matmul(&self.interp)?;
+        let peak = (feats.max_keepdim(D::Minus1)? + 1e-9)?;
+        let norm = feats.broadcast_div(&peak)?;
+        let logf = ((norm * LOG_GAIN)? + 1.0)?.log()?;
+        let logf = (logf * (1.0 / (1.0 + LOG_GAIN).ln()))?;
+        let sal = logf.matmul(&self.template)?;
+        Ok((logf, sal))
+    }
+
+    /// One frame of `bins` magnitudes; `salience` receives the `N_CANDIDATES` saliences.
+    pub fn step(&mut self, mags: &[f32], salience: &mut Vec<f32>) -> candle_core::Result<ListenerFrame> {
+        let x = Tensor::from_slice(&mags[..self.bins], (1, self.bins), &self.device)?;
+        let (logf, sal) = self.features_and_salience(&x)?;
+        let flux = match &self.prev {
+            Some(prev) => (&logf - prev)?.relu()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?,
+            None => 0.0,
+        };
+        self.prev = Some(logf);
+        salience.clear();
+        salience.extend(sal.squeeze(0)?.to_vec1::<f32>()?);
+        Ok(decide(salience, flux))
+    }
+
+    /// A batch of consecutive frames `[T, bins]` (row-major `mags`), continuing the stream.
+    pub fn forward(&mut self, mags: &[f32], frames: usize) -> candle_core::Result<Vec<ListenerFrame>> {
+        if frames == 0 {
+            return Ok(Vec::new());
+        }
+        let x = Tensor::from_slice(&mags[..frames * self.bins], (frames, self.bins), &self.device)?;
+        let (logf, sal) = self.features_and_salience(&x)?;
+        let prev = match &self.prev {
+            Some(p) => p.clone(),
+            None => logf.narrow(0, 0, 1)?,
+        };
+        let shifted = Tensor::cat(&[&prev, &logf.narrow(0, 0, frames - 1)?], 0)?;
+        let flux = (&logf - &shifted)?.relu()?.mean(D::Minus1)?.to_vec1::<f32>()?;
+        self.prev = Some(logf.narrow(0, frames - 1, 1)?);
+        let sal = sal.to_vec2::<f32>()?;
+        let mut out: Vec<ListenerFrame> = sal.iter().zip(&flux).map(|(s, &f)| decide(s, f)).collect();
+        if let Some(first) = out.first_mut() {
+            if first.flux.is_nan() {
+                first.flux = 0.0;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Best candidate with parabolic refinement.
+fn decide(sal: &[f32], flux: f32) -> ListenerFrame {
+    let mut best = 0;
+    for (i, &v) in sal.iter().enumerate() {
+        if v > sal[best] {
+            best = i;
+        }
+    }
+    let mut offset = 0.0;
+    if best > 0 && best + 1 < sal.len() {
+        let (a, b, c) = (sal[best - 1], sal[best], sal[best + 1]);
+        let den = a - 2.0 * b + c;
+        if den < 0.0 {
+            offset = (0.5 * (a - c) / den).clamp(-0.5, 0.5);
+        }
+    }
+    ListenerFrame {
+        pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32,
+        periodicity: sal[best].max(0.0),
+        flux: if flux.is_finite() { flux } else { 0.0 },
+    }
+}

@@ -1,0 +1,88 @@
+//! Dry/wet mix with the dry signal delayed by exactly the engine latency, and output gain.
+
+/// Smoothing time of mix and gain, seconds.
+const SMOOTH_S: f32 = 0.02;
+
+pub struct Mixer {
+    /// Per channel ring of the last `delay` dry samples.
+    delay_lines: Vec<Vec<f32>>,
+    /// Delay, samples.
+    delay: usize,
+    /// Ring position (shared by all channels).
+    pos: usize,
+    /// Smoothed mix, 0..1 (NaN until the first block).
+    mix: f32,
+    /// Smoothed linear gain.
+    gain: f32,
+}
+
+impl Mixer {
+    pub fn new(channels: usize, delay_samples: usize) -> Mixer {
+        Mixer {
+            delay_lines: vec![vec![0.0; delay_samples]; channels],
+            delay: delay_samples,
+            pos: 0,
+            mix: f32::NAN,
+            gain: f32::NAN,
+        }
+    }
+
+    pub fn delay(&self) -> usize {
+        self.delay
+    }
+
+    pub fn reset(&mut self) {
+        for l in self.delay_lines.iter_mut() {
+            l.iter_mut().for_each(|x| *x = 0.0);
+        }
+        self.pos = 0;
+        self.mix = f32::NAN;
+        self.gain = f32::NAN;
+    }
+
+    /// In place: dry in, mix out. Channels beyond those given at `new` pass the wet signal.
+    pub fn process(&mut self, channels: &mut [&mut [f32]], wet: &[f32], mix: f32, gain_db: f32, sample_rate: f32) {
+        let mix_target = if mix.is_finite() { mix.clamp(0.0, 1.0) } else { 1.0 };
+        let gain_target = if gain_db.is_finite() { 10f32.powf(gain_db.clamp(-60.0, 24.0) / 20.0) } else { 1.0 };
+        if self.mix.is_nan() {
+            self.mix = mix_target;
+            self.gain = gain_target;
+        }
+        let a = (-1.0 / (SMOOTH_S * sample_rate.max(1.0))).exp();
+        let n = channels.iter().map(|c| c.len()).min().unwrap_or(0).min(wet.len());
+        let start_pos = self.pos;
+        let (mut mix_s, mut gain_s) = (self.mix, self.gain);
+        for (ch, buf) in channels.iter_mut().enumerate() {
+            let (mut m, mut g) = (self.mix, self.gain);
+            let mut pos = start_pos;
+            let has_line = ch < self.delay_lines.len();
+            for i in 0..n {
+                m = mix_target + (m - mix_target) * a;
+                g = gain_target + (g - gain_target) * a;
+                let x = if buf[i].is_finite() { buf[i] } else { 0.0 };
+                let dry = if !has_line {
+                    0.0
+                } else if self.delay == 0 {
+                    x
+                } else {
+                    let line = &mut self.delay_lines[ch];
+                    let d = line[pos];
+                    line[pos] = x;
+                    pos += 1;
+                    if pos == self.delay {
+                        pos = 0;
+                    }
+                    d
+                };
+                buf[i] = (dry * (1.0 - m) + wet[i] * m) * g;
+            }
+            mix_s = m;
+            gain_s = g;
+        }
+        self.mix = mix_s;
+        self.gain = gain_s;
+        if self.delay > 0 {
+            self.pos = (start_pos + n) % self.delay;
+        }
+    }
+}

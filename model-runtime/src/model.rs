@@ -1,0 +1,177 @@
+//! Generator weights: loading, validation and the embedded default.
+//!
+//! Every tensor the generator uses comes through this one path, a safetensors file, whether it
+//! is the v0 (hand-designed) generator or a trained one. Loading never panics on bad input: a
+//! missing tensor, a wrong shape, a wrong dtype or a non-finite value is a [`ModelError`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::v0;
+
+/// The default weights, compiled into every binary so the plugin works with no files beside it.
+/// Regenerate with `cargo xtask gen-weights` (a test checks the file equals what that writes).
+pub static EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../assets/hummingface-v0.safetensors");
+
+/// Which device the inference worker runs the generator on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DeviceChoice {
+    /// CUDA when this build has it and a GPU answers, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            other => Err(format!("unknown device '{other}' (expected auto, cpu or cuda)")),
+        }
+    }
+}
+
+/// Whether this build was compiled with CUDA support.
+pub const CUDA_COMPILED: bool = cfg!(feature = "cuda");
+
+/// What went wrong reading a weights file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("not a valid safetensors file: {0}")]
+    Format(String),
+    #[error("model file lacks tensor '{0}'")]
+    Missing(&'static str),
+    #[error("tensor '{name}' has shape {got:?}, expected {want:?}")]
+    Shape { name: &'static str, got: Vec<usize>, want: Vec<usize> },
+    #[error("tensor '{name}' has dtype {got}, expected F32")]
+    Dtype { name: &'static str, got: String },
+    #[error("tensor '{name}' holds a non-finite value at index {index}")]
+    NotFinite { name: &'static str, index: usize },
+    #[error("model file metadata: {0}")]
+    Metadata(String),
+}
+
+/// One named f32 tensor kept on the host; the worker uploads it to its device.
+#[derive(Debug, Clone)]
+pub struct HostTensor {
+    /// Row-major dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+/// A validated set of generator weights.
+#[derive(Debug)]
+pub struct Model {
+    /// Name from the file's metadata, e.g. `hummingface-v0`.
+    name: String,
+    /// Tensors by name, all validated against [`v0::TENSOR_SPECS`].
+    tensors: HashMap<&'static str, HostTensor>,
+}
+
+impl Model {
+    /// The weights compiled into the binary.
+    pub fn embedded() -> Arc<Model> {
+        static CELL: OnceLock<Arc<Model>> = OnceLock::new();
+        CELL.get_or_init(|| {
+            Arc::new(
+                Model::from_bytes(EMBEDDED_WEIGHTS)
+                    .expect("embedded weights are validated by the test suite"),
+            )
+        })
+        .clone()
+    }
+
+    /// Read and validate a safetensors file.
+    pub fn from_file(path: &Path) -> Result<Model, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Model::from_bytes(&bytes)
+    }
+
+    /// Parse and validate safetensors bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| ModelError::Format(e.to_string()))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| ModelError::Format(e.to_string()))?;
+        let name = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("name").cloned())
+            .ok_or_else(|| ModelError::Metadata("no 'name' entry".into()))?;
+        let mut tensors = HashMap::new();
+        for spec in v0::TENSOR_SPECS {
+            let view = st.tensor(spec.name).map_err(|_| ModelError::Missing(spec.name))?;
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(ModelError::Dtype { name: spec.name, got: format!("{:?}", view.dtype()) });
+            }
+            if view.shape() != spec.shape {
+                return Err(ModelError::Shape {
+                    name: spec.name,
+                    got: view.shape().to_vec(),
+                    want: spec.shape.to_vec(),
+                });
+            }
+            let data: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if let Some(index) = data.iter().position(|v| !v.is_finite()) {
+                return Err(ModelError::NotFinite { name: spec.name, index });
+            }
+            tensors.insert(spec.name, HostTensor { shape: view.shape().to_vec(), data });
+        }
+        Ok(Model { name, tensors })
+    }
+
+    /// Serialize named tensors (as produced by [`v0::build_tensors`]) into safetensors bytes.
+    pub fn serialize(name: &str, tensors: &[(&'static str, HostTensor)]) -> Result<Vec<u8>, ModelError> {
+        let bytes: Vec<(&str, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .map(|(n, t)| (*n, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(n, b, s)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .map(|v| (*n, v))
+                    .map_err(|e| ModelError::Format(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut meta = HashMap::new();
+        meta.insert("name".to_string(), name.to_string());
+        safetensors::serialize(views, Some(meta)).map_err(|e| ModelError::Format(e.to_string()))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A validated tensor (every name in [`v0::TENSOR_SPECS`] is present after loading).
+    pub fn tensor(&self, name: &'static str) -> &HostTensor {
+        &self.tensors[name]
+    }
+}

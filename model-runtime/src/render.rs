@@ -1,0 +1,148 @@
+//! Offline render of a whole signal through the engine (the CLI's path, and the reference an
+//! offline bounce in a host must equal).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::controls::Controls;
+use crate::engine::{Engine, EngineConfig, EngineError, NoteEvent, ProcessMode};
+use crate::mixer::Mixer;
+use crate::model::{DeviceChoice, Model};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    pub controls: Controls,
+    /// 0..1, 0 = dry only.
+    pub mix: f32,
+    /// Output gain, dB.
+    pub gain_db: f32,
+    pub device: DeviceChoice,
+    /// Block size fed to the engine, samples (the result does not depend on it).
+    pub block: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions { controls: Controls::default(), mix: 1.0, gain_db: 0.0, device: DeviceChoice::Auto, block: 1024 }
+    }
+}
+
+/// A note of the render, in input samples (latency removed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenderedNote {
+    pub start_sample: u64,
+    pub end_sample: u64,
+    pub note: u8,
+    /// 0..1.
+    pub velocity: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderResult {
+    /// Same channel count and length as the input, latency removed.
+    pub channels: Vec<Vec<f32>>,
+    pub notes: Vec<RenderedNote>,
+    pub sample_rate: f32,
+    pub latency_samples: u32,
+    pub late_frames: u64,
+    /// Input duration, seconds.
+    pub seconds: f64,
+    /// Wall-clock time of the render, seconds.
+    pub elapsed_s: f64,
+    /// Device the generator ran on.
+    pub device: String,
+    /// Why the requested device was not used, if it was not.
+    pub device_note: Option<String>,
+}
+
+/// Render `channels` (all the same length) offline. `progress` receives 0..1.
+pub fn render_offline(
+    channels: &[Vec<f32>],
+    sample_rate: f32,
+    opts: &RenderOptions,
+    model: Arc<Model>,
+    progress: &mut dyn FnMut(f32),
+) -> Result<RenderResult, EngineError> {
+    let nch = channels.len();
+    if nch == 0 {
+        return Err(EngineError::Input("no audio channels".into()));
+    }
+    let len = channels[0].len();
+    if channels.iter().any(|c| c.len() != len) {
+        return Err(EngineError::Input("channels differ in length".into()));
+    }
+    let block = opts.block.clamp(1, 1 << 16);
+    let mut engine = Engine::new(
+        EngineConfig { sample_rate, max_block: block, mode: ProcessMode::Offline, device: opts.device },
+        model,
+    )?;
+    let latency = engine.latency_samples() as usize;
+    let mut mixer = Mixer::new(nch, latency);
+    let total = len + latency;
+    let mut out: Vec<Vec<f32>> = vec![Vec::with_capacity(total); nch];
+    let mut mono = vec![0.0f32; block];
+    let mut wet = vec![0.0f32; block];
+    let mut bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; nch];
+    let mut events: Vec<(u64, NoteEvent)> = Vec::new();
+    let start = Instant::now();
+    let mut pos = 0usize;
+    let mut last_report = 0usize;
+    while pos < total {
+        let n = block.min(total - pos);
+        for i in 0..n {
+            let t = pos + i;
+            let mut acc = 0.0;
+            for (c, buf) in bufs.iter_mut().enumerate() {
+                let x = if t < len { channels[c][t] } else { 0.0 };
+                buf[i] = x;
+                acc += x;
+            }
+            mono[i] = acc / nch as f32;
+        }
+        let base = pos as u64;
+        engine.process(&mono[..n], &mut wet[..n], &opts.controls, &mut |ev| events.push((base + ev.timing as u64, ev)));
+        let mut slices: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..n]).collect();
+        mixer.process(&mut slices, &wet[..n], opts.mix, opts.gain_db, sample_rate);
+        for (o, b) in out.iter_mut().zip(&bufs) {
+            o.extend_from_slice(&b[..n]);
+        }
+        pos += n;
+        if pos - last_report >= sample_rate as usize || pos == total {
+            last_report = pos;
+            progress(pos as f32 / total as f32);
+        }
+    }
+    let elapsed_s = start.elapsed().as_secs_f64();
+    for o in out.iter_mut() {
+        o.drain(..latency.min(o.len()));
+        o.truncate(len);
+    }
+    // Pair note-ons with note-offs; times back to the input's clock.
+    let mut notes = Vec::new();
+    let mut open: Vec<(u64, u8, f32)> = Vec::new();
+    for (t, ev) in events {
+        let t = t.saturating_sub(latency as u64);
+        if ev.on {
+            open.push((t, ev.note, ev.velocity));
+        } else if let Some(i) = open.iter().position(|o| o.1 == ev.note) {
+            let (s, note, velocity) = open.remove(i);
+            notes.push(RenderedNote { start_sample: s, end_sample: t.max(s + 1), note, velocity });
+        }
+    }
+    for (s, note, velocity) in open {
+        notes.push(RenderedNote { start_sample: s, end_sample: (len as u64).max(s + 1), note, velocity });
+    }
+    notes.sort_by_key(|n| n.start_sample);
+    let stats = engine.stats();
+    Ok(RenderResult {
+        channels: out,
+        notes,
+        sample_rate,
+        latency_samples: latency as u32,
+        late_frames: stats.late_frames.load(std::sync::atomic::Ordering::Relaxed),
+        seconds: len as f64 / sample_rate as f64,
+        elapsed_s,
+        device: engine.device_name().to_string(),
+        device_note: engine.device_note().map(str::to_string),
+    })
+}

@@ -1,0 +1,209 @@
+//! Note tracker: per-frame listener posteriors → note on/off events, with a fixed lookahead.
+//!
+//! Plain, deterministic code with the knobs a musician expects (sensitivity, minimum note
+//! length, key/scale snap, transpose, velocity response). At every new frame `k` it decides
+//! about frame `j = k - lookahead`, seeing frames `j ..= k`: a note starts where the voice is
+//! voiced over most of that window, re-starts on a re-sung syllable (a rise of the short-time
+//! level after a dip), changes when the median pitch leaves the note by more than half a
+//! semitone plus hysteresis, and stops when the voice is unvoiced over most of the window —
+//! never before the minimum note length.
+
+use crate::controls::Controls;
+
+/// Frames of history kept (lookahead + look-back for the level dip).
+const HISTORY: usize = 32;
+/// Frames looked back for the level minimum before a re-sung syllable.
+const DIP_LOOKBACK: usize = 8;
+/// Level rise (dB) above the recent minimum that marks a re-sung syllable.
+const RETRIGGER_RISE_DB: f32 = 9.0;
+/// Semitones beyond the half-semitone boundary before the pitch switches note.
+const HYSTERESIS: f32 = 0.3;
+/// Frames after an onset during which no new onset is accepted.
+const REFRACTORY: u64 = 8;
+
+/// What the listener said about one frame, plus the short-time level.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FramePosterior {
+    /// Estimated pitch, MIDI.
+    pub pitch: f32,
+    /// Harmonic salience, 0..1.
+    pub periodicity: f32,
+    /// Spectral flux, 0..1.
+    pub flux: f32,
+    /// Level of the newest hop of input, dBFS.
+    pub hop_db: f32,
+    /// Level of the newest two hops, dBFS (steadier than `hop_db` for low voices, whose period
+    /// is longer than a hop): used for the dip before a re-sung syllable.
+    pub level_db: f32,
+}
+
+/// A decision of the tracker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TrackEvent {
+    On { note: u8, velocity: f32 },
+    Off { note: u8 },
+}
+
+/// Voicing calibration (from `listener.voicing`).
+#[derive(Debug, Clone, Copy)]
+pub struct Voicing {
+    /// Periodicity threshold at sensitivity 0.5.
+    pub threshold: f32,
+    /// Level gate at sensitivity 0.5, dBFS.
+    pub gate_db: f32,
+    /// Gate change per unit of sensitivity, dB.
+    pub gate_span_db: f32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    /// Sounding MIDI note (after snap and transpose).
+    note: u8,
+    /// Snapped note before transpose.
+    snapped: i32,
+    /// Frame index where it started.
+    start: u64,
+}
+
+pub struct NoteTracker {
+    /// Ring of the last [`HISTORY`] posteriors, indexed by `frame % HISTORY`.
+    hist: [FramePosterior; HISTORY],
+    /// Frames pushed so far.
+    frames: u64,
+    /// Hop duration, seconds.
+    hop_s: f32,
+    /// Lookahead, frames.
+    lookahead: usize,
+    voicing: Voicing,
+    current: Option<Current>,
+    /// Frame of the last accepted onset.
+    last_onset: Option<u64>,
+    /// Pitch (MIDI) of the last decided frame, NaN when unvoiced (for displays).
+    pub last_pitch: f32,
+}
+
+impl NoteTracker {
+    pub fn new(hop_s: f32, lookahead: usize, voicing: Voicing) -> Self {
+        assert!(lookahead < HISTORY - DIP_LOOKBACK);
+        NoteTracker {
+            hist: [FramePosterior::default(); HISTORY],
+            frames: 0,
+            hop_s,
+            lookahead,
+            voicing,
+            current: None,
+            last_onset: None,
+            last_pitch: f32::NAN,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.hist = [FramePosterior::default(); HISTORY];
+        self.frames = 0;
+        self.current = None;
+        self.last_onset = None;
+        self.last_pitch = f32::NAN;
+    }
+
+    /// The note sounding now, if any.
+    pub fn sounding(&self) -> Option<u8> {
+        self.current.map(|c| c.note)
+    }
+
+    fn at(&self, frame: u64) -> &FramePosterior {
+        &self.hist[(frame % HISTORY as u64) as usize]
+    }
+
+    fn voiced(&self, p: &FramePosterior, c: &Controls) -> bool {
+        let s = c.sensitivity - 0.5;
+        let threshold = self.voicing.threshold - 0.2 * s;
+        let gate = self.voicing.gate_db - self.voicing.gate_span_db * s;
+        p.periodicity > threshold && p.hop_db > gate
+    }
+
+    /// Add frame `k`'s posterior; decisions about frame `k - lookahead` go to `emit`.
+    pub fn push(&mut self, post: FramePosterior, c: &Controls, emit: &mut dyn FnMut(TrackEvent)) {
+        let k = self.frames;
+        self.hist[(k % HISTORY as u64) as usize] = post;
+        self.frames += 1;
+        if k < self.lookahead as u64 {
+            return;
+        }
+        let j = k - self.lookahead as u64;
+
+        // Window j..=k: voiced count, and the pitch of the newest voiced frames (they hold the
+        // most of a starting note; the first frames of a note see too few periods).
+        let mut n = 0;
+        let mut newest = [f32::NAN; 2];
+        let mut peak_db = f32::NEG_INFINITY;
+        for f in j..=k {
+            let p = *self.at(f);
+            if self.voiced(&p, c) {
+                newest = [newest[1], p.pitch];
+                n += 1;
+            }
+            peak_db = peak_db.max(p.hop_db);
+        }
+        let window = self.lookahead + 1;
+        let majority_voiced = 2 * n > window;
+        let pj = *self.at(j);
+        let voiced_j = self.voiced(&pj, c);
+        let pitch = newest[1];
+        // The two newest voiced frames agree: the pitch is settled.
+        let stable = n >= 2 && (newest[0] - newest[1]).abs() < 0.6;
+        self.last_pitch = if voiced_j { pj.pitch } else { f32::NAN };
+
+        // Re-sung syllable: the short-time level rises well above its recent minimum at j.
+        let mut dip = f32::INFINITY;
+        for back in 1..=DIP_LOOKBACK as u64 {
+            if back <= j {
+                dip = dip.min(self.at(j - back).level_db);
+            }
+        }
+        let prev_db = if j > 0 { self.at(j - 1).level_db } else { f32::NEG_INFINITY };
+        let onset = voiced_j
+            && pj.level_db - dip >= RETRIGGER_RISE_DB
+            && pj.level_db > prev_db + 2.0
+            && self.last_onset.is_none_or(|o| j >= o + REFRACTORY);
+
+        let min_frames = (c.min_note_ms / 1000.0 / self.hop_s).ceil() as u64;
+        let velocity = {
+            let lin = ((peak_db + 54.0) / 48.0).clamp(0.02, 1.0);
+            lin.powf(c.velocity_response).clamp(0.01, 1.0)
+        };
+        let target = |p: f32| -> (i32, u8) {
+            let snapped = c.scale.snap(c.key, p);
+            (snapped, (snapped + c.transpose).clamp(21, 108) as u8)
+        };
+
+        match self.current {
+            None => {
+                if voiced_j && majority_voiced && stable {
+                    let (snapped, note) = target(pitch);
+                    self.current = Some(Current { note, snapped, start: j });
+                    self.last_onset = Some(j);
+                    emit(TrackEvent::On { note, velocity });
+                }
+            }
+            Some(cur) => {
+                let held = j - cur.start;
+                let long_enough = held >= min_frames;
+                if !majority_voiced && !voiced_j {
+                    if long_enough {
+                        self.current = None;
+                        emit(TrackEvent::Off { note: cur.note });
+                    }
+                } else if majority_voiced && stable && long_enough && held >= 2 {
+                    let (snapped, note) = target(pitch);
+                    let moved = snapped != cur.snapped && (pitch - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
+                    if onset || moved {
+                        emit(TrackEvent::Off { note: cur.note });
+                        self.current = Some(Current { note, snapped, start: j });
+                        self.last_onset = Some(j);
+                        emit(TrackEvent::On { note, velocity });
+                    }
+                }
+            }
+        }
+    }
+}

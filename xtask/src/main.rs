@@ -1,0 +1,164 @@
+//! `cargo xtask <command>`: bundling (nice-plug-xtask) and the project's own tasks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+mod cuda;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+  bundle hummingface [--release]   build the workspace, bundle HummingFace.vst3 / .clap
+  setup                            install system packages (apt, as root) and the test venv
+  demo                             setup, build, render the bundled demo vocal (runs/demo/)
+  test                             setup, bundle, run every test (what .ci/run calls)
+  gen-weights                      write assets/hummingface-v0.safetensors (v0 generator)
+  demo-vocal                       write assets/demo-vocal.wav (formant-sung phrase)
+  cuda-toolkit                     assemble the CUDA 13 toolkit from pinned PyPI wheels (.cuda/)
+  build-cuda                       build the CUDA variant of the CLI (target/cuda-dist/)";
+
+/// Debian packages the build and the tests need.
+const APT_PACKAGES: &[&str] = &[
+    "pkg-config",
+    "libasound2-dev",
+    "libjack-jackd2-dev",
+    "libx11-xcb-dev",
+    "libxcursor-dev",
+    "libgl-dev",
+    "jackd2",
+    "xvfb",
+    "xauth",
+    "libgl1-mesa-dri",
+    "xdotool",
+    "x11-utils",
+    "imagemagick",
+    "python3-venv",
+];
+
+fn main() -> Result<()> {
+    nice_plug_xtask::chdir_workspace_root()?;
+    let root = std::env::current_dir()?;
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match cmd.as_str() {
+        "bundle" => bundle(&root, &rest),
+        "setup" => setup(&root),
+        "demo" => demo(&root),
+        "test" => test(&root, &rest),
+        "gen-weights" => gen_weights(&root),
+        "demo-vocal" => demo_vocal(&root),
+        "cuda-toolkit" => cuda::cuda_toolkit(&root).map(|p| println!("CUDA toolkit ready: {}", p.display())),
+        "build-cuda" => cuda::build_cuda(&root, &rest),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {:?}", cmd);
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Build the whole workspace (one feature selection for everything, so tests and bundles
+/// share one build) and bundle the plugin with nice-plug-xtask.
+fn bundle(root: &Path, args: &[String]) -> Result<()> {
+    let (packages, other): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| !a.starts_with('-'));
+    let other: Vec<String> = other.into_iter().cloned().collect();
+    let mut build_args = vec!["--workspace".to_string()];
+    build_args.extend(other.iter().cloned());
+    nice_plug_xtask::build(&[], &build_args)?;
+    let packages: Vec<String> = if packages.is_empty() { vec!["hummingface".into()] } else { packages.into_iter().cloned().collect() };
+    for p in packages {
+        nice_plug_xtask::bundle(&target_dir(root), &p, &other, false)?;
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn setup(root: &Path) -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(false)
+        })
+        .collect();
+    if !missing.is_empty() {
+        let line = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+        if is_root() {
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+            run(Command::new("sh").arg("-c").arg(format!("DEBIAN_FRONTEND=noninteractive {line}")))?;
+        } else {
+            bail!("missing system packages; run as root:\n  sudo apt-get update && sudo {line}");
+        }
+    }
+    let venv = root.join(".venv");
+    if !venv.join("bin/python").exists() || Command::new(venv.join("bin/python")).args(["-c", "import pedalboard, numpy"]).status().map(|s| !s.success()).unwrap_or(true) {
+        run(Command::new("sh").arg(root.join("tests/hosts/setup_venv.sh")))?;
+    }
+    Ok(())
+}
+
+fn demo(root: &Path) -> Result<()> {
+    setup(root)?;
+    bundle(root, &["hummingface".into(), "--release".into()])?;
+    let out = root.join("runs/demo");
+    std::fs::create_dir_all(&out)?;
+    let bin = target_dir(root).join("release/hummingface");
+    run(Command::new(&bin).arg("info"))?;
+    run(Command::new(&bin).args(["render"]).arg(root.join("assets/demo-vocal.wav")).arg("-o").arg(out.join("demo-piano.wav")).arg("--midi").arg(out.join("demo-piano.mid")))?;
+    run(Command::new(&bin).args(["render"]).arg(root.join("assets/demo-vocal.wav")).arg("-o").arg(out.join("demo-mix.wav")).args(["--mix", "0.5", "--json"]))?;
+    println!("\nDemo rendered: {}/demo-piano.wav (piano), demo-mix.wav (50 % vocal), demo-piano.mid", out.display());
+    println!("Plugins: {}/bundled/HummingFace.vst3 and HummingFace.clap", target_dir(root).display());
+    Ok(())
+}
+
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    setup(root)?;
+    bundle(root, &["hummingface".into(), "--release".into()])?;
+    let mut cmd = Command::new("cargo");
+    cmd.args(["nextest", "run", "--workspace", "--release", "--no-fail-fast"]).args(args);
+    run(&mut cmd)
+}
+
+fn gen_weights(root: &Path) -> Result<()> {
+    let path = root.join("assets/hummingface-v0.safetensors");
+    let bytes = hummingface_runtime::v0::build_file_bytes();
+    std::fs::write(&path, &bytes)?;
+    // Prove it loads through the same path the plugin uses.
+    hummingface_runtime::Model::from_file(&path)?;
+    println!("wrote {} ({} bytes)", path.display(), bytes.len());
+    Ok(())
+}
+
+fn demo_vocal(root: &Path) -> Result<()> {
+    let (notes, total) = hummingface_runtime::singer::demo_phrase();
+    let sr = 44100.0;
+    let singer = hummingface_runtime::Singer::default();
+    let audio = singer.render(&notes, sr, total);
+    let path = root.join("assets/demo-vocal.wav");
+    let spec = hound::WavSpec { channels: 1, sample_rate: sr as u32, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(&path, spec)?;
+    for x in audio {
+        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+    }
+    w.finalize()?;
+    println!("wrote {} ({} notes, {:.1} s)", path.display(), notes.len(), total);
+    Ok(())
+}

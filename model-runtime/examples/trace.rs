@@ -14,11 +14,20 @@ fn main() {
         _ => VoiceType::Male,
     };
     let sr = 48000.0;
-    let audio = Singer { voice, ..Singer::default() }.render(
+    let mut audio = Singer { voice, ..Singer::default() }.render(
         &[SungNote { start_s: 0.2, dur_s: 0.5, midi, vowel: Vowel::A, level: 0.4, consonant: false }],
         sr,
         0.9,
     );
+    if args.get(3).map(String::as_str) == Some("noise") {
+        // White noise burst 0.4..0.5 s and a plosive-like burst at 0.6 s.
+        let mut x = 12345u32;
+        for (i, s) in audio.iter_mut().enumerate() {
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+            let n = x as f32 / u32::MAX as f32 - 0.5;
+            if (19200..24000).contains(&i) { *s = 0.3 * n; }
+        }
+    }
     let t = Timing::new(sr, 512, ProcessMode::Offline);
     let model = Model::embedded();
     let mut listener = ListenerV0::new(&model, &t, &candle_core::Device::Cpu).unwrap();

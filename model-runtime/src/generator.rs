@@ -23,7 +23,12 @@ pub fn select_device(choice: DeviceChoice) -> (Device, Option<String>) {
             }
             match Device::new_cuda(0) {
                 Ok(d) => (d, None),
-                Err(e) => (Device::Cpu, Some(format!("CUDA unavailable ({e}); using CPU"))),
+                Err(e) => {
+                    // Candle appends a backtrace to some errors: keep the first line.
+                    let msg = e.to_string();
+                    let first = msg.lines().next().unwrap_or("unknown error").to_string();
+                    (Device::Cpu, Some(format!("CUDA unavailable ({first}); using CPU")))
+                }
             }
         }
     }

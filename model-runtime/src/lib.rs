@@ -5,8 +5,10 @@
 //! listener → note tracker → pianist) and hands back piano spectra, which the audio side
 //! inverse-transforms and overlap-adds. [`render_offline`] runs the same engine over a file.
 
+pub mod bench;
 pub mod controls;
 pub mod engine;
+pub mod eval;
 pub mod features;
 pub mod generator;
 pub mod listener;

@@ -86,7 +86,9 @@ pub fn build_tensors() -> Vec<(&'static str, HostTensor)> {
         col.iter_mut().for_each(|v| *v = 0.0);
         let f0 = midi_to_hz(candidate_midi(c));
         let w = |h: usize| 0.85f32.powi(h as i32 - 1);
+        let mut neg = vec![0.0f32; N_FEATURES];
         let mut positive = 0.0;
+        let mut negative = 0.0;
         for h in 1..=MAX_HARMONIC {
             let fh = h as f32 * f0;
             if fh > top {
@@ -94,19 +96,23 @@ pub fn build_tensors() -> Vec<(&'static str, HostTensor)> {
             }
             splat(&mut col, feature_pos(fh), w(h));
             positive += w(h);
-            if h >= 2 {
-                // Between harmonics h-1 and h: a real partial here means the candidate is an
-                // octave (or more) too high.
-                splat(&mut col, feature_pos((h as f32 - 0.5) * f0), -0.35 * (w(h - 1) + w(h)));
+            // Half way between harmonics h and h+1 (and below the first): a real partial there
+            // means the candidate is an octave (or more) too high; energy there is noise.
+            for mid in [h as f32 + 0.5, if h == 1 { 0.5 } else { 0.0 }] {
+                if mid > 0.0 && mid * f0 <= top {
+                    splat(&mut neg, feature_pos(mid * f0), w(h));
+                    negative += w(h);
+                }
             }
         }
+        // Balanced: a flat (noise) spectrum scores 0, a clean harmonic one up to 1.
         for (i, v) in col.iter().enumerate() {
-            template[i * N_CANDIDATES + c] = v / positive;
+            template[i * N_CANDIDATES + c] = (v - neg[i] * positive / negative.max(1e-6)) / positive;
         }
     }
     // Voicing calibration: [periodicity threshold at sensitivity 0.5, logistic slope,
     // loudness gate dBFS at sensitivity 0.5, gate change per unit sensitivity (dB)].
-    let voicing = vec![0.30f32, 18.0, -50.0, 30.0];
+    let voicing = vec![0.26f32, 18.0, -50.0, 30.0];
     let keys = |f: &dyn Fn(f32) -> f32| (0..N_KEYS).map(|k| f((k + 21) as f32)).collect::<Vec<f32>>();
     let inharmonicity = keys(&|m| 1.0e-4 * ((m - 60.0) / 14.0).exp2() + 2.5e-4 * (-(m - 21.0) / 7.0).exp());
     let t60 = keys(&|m| 18.0 * (-(m - 21.0) / 20.0).exp2());

@@ -15,6 +15,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   test                             setup, bundle, run every test (what .ci/run calls)
   gen-weights                      write assets/hummingface-v0.safetensors (v0 generator)
   demo-vocal                       write assets/demo-vocal.wav (formant-sung phrase)
+  eval [N]                         note accuracy of the v0 generator on N synthetic melodies
+  bench                            engine benchmarks on one core (model-runtime/benches/engine.rs)
   cuda-toolkit                     assemble the CUDA 13 toolkit from pinned PyPI wheels (.cuda/)
   build-cuda                       build the CUDA variant of the CLI (target/cuda-dist/)";
 
@@ -49,6 +51,8 @@ fn main() -> Result<()> {
         "test" => test(&root, &rest),
         "gen-weights" => gen_weights(&root),
         "demo-vocal" => demo_vocal(&root),
+        "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24)),
+        "bench" => run(Command::new("taskset").args(["-c", "0", "cargo", "bench", "--workspace", "--bench", "engine"]).env("RAYON_NUM_THREADS", "1")),
         "cuda-toolkit" => cuda::cuda_toolkit(&root).map(|p| println!("CUDA toolkit ready: {}", p.display())),
         "build-cuda" => cuda::build_cuda(&root, &rest),
         _ => bail!("{USAGE}"),
@@ -160,5 +164,43 @@ fn demo_vocal(root: &Path) -> Result<()> {
     }
     w.finalize()?;
     println!("wrote {} ({} notes, {:.1} s)", path.display(), notes.len(), total);
+    Ok(())
+}
+
+/// Note accuracy (mir_eval definitions) of the shipped generator on held-out synthetic melodies:
+/// seeds 10_000.. (not used anywhere else), voices rotating male/female/child, 48 kHz.
+fn eval(n: u64) -> Result<()> {
+    use hummingface_runtime::eval::{random_melody, score_notes, NoteScore};
+    use hummingface_runtime::*;
+    let sr = 48000.0;
+    let model = Model::embedded();
+    let mut total = NoteScore::default();
+    let mut per_voice = [NoteScore::default(), NoteScore::default(), NoteScore::default()];
+    println!("{:>6} {:>7} {:>5} {:>5} {:>7} {:>7} {:>7}", "seed", "voice", "ref", "est", "P", "R", "F1");
+    for i in 0..n {
+        let seed = 10_000 + i;
+        let vi = (i % 3) as usize;
+        let voice = [VoiceType::Male, VoiceType::Female, VoiceType::Child][vi];
+        let (singer, notes, total_s) = random_melody(seed, voice);
+        let audio = singer.render(&notes, sr, total_s);
+        let res = render_offline(&[audio], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, model.clone(), &mut |_| {})?;
+        let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
+        let estimated: Vec<(f32, f32)> = res.notes.iter().map(|n| (n.start_sample as f32 / sr, n.note as f32)).collect();
+        let s = score_notes(&reference, &estimated, 0.05, 0.5);
+        if std::env::var_os("HF_EVAL_VERBOSE").is_some() {
+            println!("  ref: {}", reference.iter().map(|(t, m)| format!("{t:.3}:{m:.1}")).collect::<Vec<_>>().join(" "));
+            println!("  est: {}", estimated.iter().map(|(t, m)| format!("{t:.3}:{m:.0}")).collect::<Vec<_>>().join(" "));
+        }
+        println!("{:>6} {:>7} {:>5} {:>5} {:>7.3} {:>7.3} {:>7.3}", seed, format!("{voice:?}"), s.n_ref, s.n_est, s.precision(), s.recall(), s.f1());
+        per_voice[vi].add(&s);
+        total.add(&s);
+    }
+    for (name, s) in ["male", "female", "child"].iter().zip(&per_voice) {
+        println!("{name:>8}: P {:.3} R {:.3} F1 {:.3}", s.precision(), s.recall(), s.f1());
+    }
+    println!(
+        "all {n} melodies: {} reference notes, {} estimated; note P {:.3} R {:.3} F1 {:.3}; onset error median {:+.1} ms, latest matched {:+.1} ms",
+        total.n_ref, total.n_est, total.precision(), total.recall(), total.f1(), total.median_onset_error_ms(), total.max_late_ms()
+    );
     Ok(())
 }

@@ -1,0 +1,105 @@
+//! Engine benchmarks: the real path, timed with `std::time` (a plain harness, because the
+//! audio-thread figure must exclude the time spent letting the worker catch up, which
+//! criterion/divan cannot leave out of a timed closure).
+//!
+//! `cargo xtask bench` runs this pinned to one core with `RAYON_NUM_THREADS=1`.
+//! Groups: audio thread per 64-sample block × sample rate; inference per hop × sample rate;
+//! offline render speed (× real time) on the demo vocal.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use hummingface_runtime::generator::Generator;
+use hummingface_runtime::*;
+use realfft::num_complex::Complex32;
+
+fn demo(sr: f32) -> Vec<f32> {
+    let (notes, total) = singer::demo_phrase();
+    Singer::default().render(&notes, sr, total)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn main() {
+    let model = Model::embedded();
+    println!("HummingFace engine benchmarks (model {}, RAYON_NUM_THREADS={})", model.name(), std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()));
+    println!();
+    println!("audio thread, 64-sample blocks (real-time mode; worker catch-up not timed)");
+    println!("{:>8} {:>10} {:>10} {:>10} {:>12}", "rate", "mean µs", "p99 µs", "max µs", "% of core");
+    for sr in [44100.0f32, 48000.0, 96000.0] {
+        let audio = demo(sr);
+        let mut engine = Engine::new(
+            EngineConfig { sample_rate: sr, max_block: 64, mode: ProcessMode::Realtime, device: DeviceChoice::Cpu },
+            model.clone(),
+        )
+        .unwrap();
+        let stats = engine.stats();
+        let mut wet = vec![0.0f32; 64];
+        let mut times = Vec::new();
+        for chunk in audio.chunks_exact(64) {
+            let t = Instant::now();
+            engine.process(chunk, &mut wet, &Controls::default(), &mut |_| {});
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            while stats.frames_done.load(Ordering::Acquire) < stats.frames.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let max = times.iter().cloned().fold(0.0, f64::max);
+        let p99 = percentile(&mut times, 0.99);
+        let block_us = 64.0 / sr as f64 * 1e6;
+        println!("{:>8} {:>10.2} {:>10.2} {:>10.1} {:>11.2}%", sr, mean, p99, max, 100.0 * mean / block_us);
+    }
+
+    println!();
+    println!("inference per hop (listener + tracker + pianist, this thread, CPU)");
+    println!("{:>8} {:>8} {:>10} {:>10} {:>14}", "rate", "hop", "mean µs", "p99 µs", "hop budget µs");
+    for sr in [44100.0f32, 48000.0, 96000.0] {
+        let t = Timing::new(sr, 512, ProcessMode::Offline);
+        let mut gen = Generator::new(&model, &t, &candle_core::Device::Cpu).unwrap();
+        let audio = demo(sr);
+        let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
+        let mut spec = vec![Complex32::new(0.0, 0.0); t.synth_bins];
+        let mut times = Vec::new();
+        let mut k = 0;
+        let c = Controls::default();
+        while (k + 1) * t.hop <= audio.len() {
+            let end = (k + 1) * t.hop;
+            let mut input = fft.make_input_vec();
+            for i in 0..t.win_len {
+                let s = end as isize - t.win_len as isize + i as isize;
+                input[i] = if s >= 0 { audio[s as usize] } else { 0.0 };
+            }
+            let mut out = fft.make_output_vec();
+            fft.process(&mut input, &mut out).unwrap();
+            let mags: Vec<f32> = out[..t.analysis_bins].iter().map(|z| z.norm() / t.win_len as f32).collect();
+            let hop = &audio[end - t.hop..end];
+            let start = Instant::now();
+            gen.step(&mags, hop, &c, &mut spec, &mut |_| {}).unwrap();
+            times.push(start.elapsed().as_secs_f64() * 1e6);
+            k += 1;
+        }
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let p99 = percentile(&mut times, 0.99);
+        println!("{:>8} {:>8} {:>10.1} {:>10.1} {:>14.0}", sr, t.hop, mean, p99, t.hop_seconds() as f64 * 1e6);
+    }
+
+    println!();
+    println!("offline render of the demo vocal (whole path: engine + worker + mixer)");
+    println!("{:>8} {:>10} {:>10} {:>14} {:>8}", "rate", "audio s", "render s", "× real time", "notes");
+    for sr in [44100.0f32, 48000.0] {
+        let audio = demo(sr);
+        let mut best = f64::INFINITY;
+        let mut notes = 0;
+        for _ in 0..3 {
+            let r = render_offline(&[audio.clone()], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, model.clone(), &mut |_| {}).unwrap();
+            best = best.min(r.elapsed_s);
+            notes = r.notes.len();
+        }
+        let secs = audio.len() as f64 / sr as f64;
+        println!("{:>8} {:>10.2} {:>10.3} {:>14.1} {:>8}", sr, secs, best, secs / best, notes);
+    }
+}

@@ -1,0 +1,522 @@
+//! `hummingface`: render a sung melody to piano from the command line, or show what the engine
+//! would do on this machine.
+//!
+//! Every failure ends with exit status ≠ 0 and one line on stderr that starts with `error:`.
+
+use std::io::IsTerminal;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::error::ErrorKind;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use hummingface::audio_file::{prepare_wav_f32, read_audio};
+use hummingface::midi_file::prepare_midi;
+use hummingface::params::limits;
+use hummingface_runtime::{
+    key_from_name, render_offline, Controls, DeviceChoice, Engine, EngineConfig, Model,
+    ProcessMode, RenderOptions, Scale, KEY_NAMES,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "hummingface",
+    version,
+    about = "Sing, and a piano plays what you sang"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render a vocal recording to piano (offline: waits for every frame, deterministic).
+    Render(RenderArgs),
+    /// Show the version, the model, the device `auto` picks and the latency.
+    Info(InfoArgs),
+    /// Measure the generator on CPU and (when usable) CUDA on the same input: per-hop latency,
+    /// batched listener throughput, full offline render speed, largest CPU/GPU differences.
+    BenchGpu(BenchGpuArgs),
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// Input audio file: WAV, FLAC, MP3 or Ogg Vorbis.
+    input: PathBuf,
+    /// Output file, written as 32-bit float WAV at the input's sample rate and channel count.
+    #[arg(short = 'o', long = "output", value_name = "OUT.wav")]
+    output: PathBuf,
+    /// Also write the notes as a Standard MIDI File (120 bpm, 480 ticks per quarter).
+    #[arg(long, value_name = "OUT.mid")]
+    midi: Option<PathBuf>,
+    /// Print one JSON object with the result on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Dry/wet mix, 0 (vocal only) … 1 (piano only).
+    #[arg(long, default_value_t = 1.0, value_parser = ranged(limits::MIX))]
+    mix: f32,
+    /// Output gain in dB, −24 … 12.
+    #[arg(long, value_name = "DB", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = ranged(limits::GAIN_DB))]
+    gain: f32,
+    /// Semitones added after the key snap, −24 … 24.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(
+              *limits::TRANSPOSE.start() as i64..=*limits::TRANSPOSE.end() as i64))]
+    transpose: i32,
+    /// Tonic of the key snap: C, C#, Db, D, … B.
+    #[arg(long, default_value = "C", value_parser = parse_key)]
+    key: u8,
+    /// Scale of the key snap: chromatic, major, minor, harmonic-minor, major-pentatonic,
+    /// minor-pentatonic, blues, dorian, mixolydian.
+    #[arg(long, default_value = "chromatic", value_parser = parse_scale)]
+    scale: Scale,
+    /// How readily quiet or breathy singing becomes a note, 0 … 1.
+    #[arg(long, default_value_t = Controls::default().sensitivity,
+          value_parser = ranged(limits::SENSITIVITY))]
+    sensitivity: f32,
+    /// Minimum note length in milliseconds, 0 … 500.
+    #[arg(long, value_name = "MS", default_value_t = Controls::default().min_note_ms,
+          value_parser = ranged(limits::MIN_NOTE_MS))]
+    min_note: f32,
+    /// Velocity curve exponent, 0.25 … 4 (below 1 lifts soft singing).
+    #[arg(long, default_value_t = Controls::default().velocity_response,
+          value_parser = ranged(limits::VELOCITY_RESPONSE))]
+    velocity_response: f32,
+    /// Piano tone, −1 (dark) … 1 (bright).
+    #[arg(long, default_value_t = Controls::default().tone, allow_negative_numbers = true,
+          value_parser = ranged(limits::TONE))]
+    tone: f32,
+    /// Damper release in milliseconds, 10 … 3000.
+    #[arg(long, value_name = "MS", default_value_t = Controls::default().release_ms,
+          value_parser = ranged(limits::RELEASE_MS))]
+    release: f32,
+    /// Compute device: auto, cpu or cuda.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: DeviceChoice,
+    /// Generator weights (safetensors) to use instead of the built-in model.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchGpuArgs {
+    /// Vocal recording to measure on (mono mix of its channels).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Print one JSON object on stdout (otherwise pretty JSON).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Device to ask about: auto, cpu or cuda.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: DeviceChoice,
+    /// Generator weights (safetensors) to describe instead of the built-in model.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+}
+
+/// A value parser for an `f32` that must be finite and inside `range`.
+fn ranged(
+    range: RangeInclusive<f32>,
+) -> impl Fn(&str) -> Result<f32, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let v: f32 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number"))?;
+        if !v.is_finite() {
+            Err(format!("'{s}' is not a finite number"))
+        } else if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(format!(
+                "{s} is outside {} … {}",
+                range.start(),
+                range.end()
+            ))
+        }
+    }
+}
+
+fn parse_key(s: &str) -> Result<u8, String> {
+    key_from_name(s.trim()).ok_or_else(|| {
+        format!(
+            "unknown key '{s}' (expected one of {})",
+            KEY_NAMES.join(", ")
+        )
+    })
+}
+
+fn parse_scale(s: &str) -> Result<Scale, String> {
+    Scale::from_name(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Scale::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown scale '{s}' (expected one of {})", names.join(", "))
+    })
+}
+
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    s.trim().parse()
+}
+
+/// The model to use: the file given with `--model` (an error if it does not load), else the
+/// built-in one.
+fn load_model(path: Option<&Path>) -> Result<Arc<Model>> {
+    match path {
+        Some(path) => Model::from_file(path)
+            .map(Arc::new)
+            .with_context(|| format!("cannot use model {}", path.display())),
+        None => Ok(Model::embedded()),
+    }
+}
+
+/// One note in the `--json` output.
+#[derive(Serialize)]
+struct JsonNote {
+    /// Onset in seconds from the start of the input.
+    start_s: f64,
+    /// Release in seconds from the start of the input.
+    end_s: f64,
+    /// MIDI note number.
+    note: u8,
+    /// 0..1.
+    velocity: f32,
+}
+
+/// The `render --json` output.
+#[derive(Serialize)]
+struct RenderReport {
+    /// Input (and output) sample rate in Hz.
+    sample_rate: u32,
+    /// Engine latency in samples (already removed from the output).
+    latency_samples: u32,
+    /// The same in milliseconds.
+    latency_ms: f64,
+    /// Notes played, in onset order.
+    notes: Vec<JsonNote>,
+    /// Input duration in seconds.
+    seconds: f64,
+    /// Input seconds per second of processing.
+    realtime_factor: f64,
+    /// Frames the worker delivered late (0 in an offline render).
+    late_frames: u64,
+    /// Device the generator ran on, e.g. `cpu` or `cuda:0`.
+    device: String,
+    /// Model name.
+    model: String,
+}
+
+fn render(args: RenderArgs) -> Result<()> {
+    let audio = read_audio(&args.input)?;
+    let model = load_model(args.model.as_deref())?;
+    let sample_rate = audio.sample_rate as f32;
+
+    let opts = RenderOptions {
+        controls: Controls {
+            sensitivity: args.sensitivity,
+            min_note_ms: args.min_note,
+            key: args.key,
+            scale: args.scale,
+            transpose: args.transpose,
+            velocity_response: args.velocity_response,
+            tone: args.tone,
+            release_ms: args.release,
+        },
+        mix: args.mix,
+        gain_db: args.gain,
+        device: args.device,
+        ..RenderOptions::default()
+    };
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {eta}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("rendering");
+        bar
+    });
+    let mut progress = |p: f32| {
+        if let Some(bar) = &bar {
+            bar.set_position((p.clamp(0.0, 1.0) * 1000.0) as u64);
+        }
+    };
+    let result = render_offline(
+        &audio.channels,
+        sample_rate,
+        &opts,
+        model.clone(),
+        &mut progress,
+    );
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let result = result.with_context(|| format!("cannot render {}", args.input.display()))?;
+    if let Some(note) = &result.device_note {
+        eprintln!("note: {}", one_line(note));
+    }
+
+    // Both outputs are complete on disk before either is renamed into place.
+    let wav = prepare_wav_f32(&args.output, &result.channels, audio.sample_rate)?;
+    let midi = match &args.midi {
+        Some(path) => Some(prepare_midi(path, &result.notes, sample_rate)?),
+        None => None,
+    };
+    for pending in std::iter::once(wav).chain(midi) {
+        let target = pending.target().to_path_buf();
+        pending
+            .commit()
+            .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", target.display()))?;
+    }
+
+    let sr = f64::from(sample_rate);
+    let report = RenderReport {
+        sample_rate: audio.sample_rate,
+        latency_samples: result.latency_samples,
+        latency_ms: f64::from(result.latency_samples) * 1000.0 / sr,
+        notes: result
+            .notes
+            .iter()
+            .map(|n| JsonNote {
+                start_s: n.start_sample as f64 / sr,
+                end_s: n.end_sample as f64 / sr,
+                note: n.note,
+                velocity: n.velocity,
+            })
+            .collect(),
+        seconds: result.seconds,
+        realtime_factor: result.seconds / result.elapsed_s.max(1e-9),
+        late_frames: result.late_frames,
+        device: result.device.clone(),
+        model: model.name().to_string(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "wrote {}: {:.2} s, {} notes, latency {} samples ({:.1} ms), {:.1}x real time on {}",
+            args.output.display(),
+            report.seconds,
+            report.notes.len(),
+            report.latency_samples,
+            report.latency_ms,
+            report.realtime_factor,
+            report.device
+        );
+        if let Some(midi) = &args.midi {
+            println!("wrote {}", midi.display());
+        }
+    }
+    Ok(())
+}
+
+/// Latency at one sample rate in the `info` output.
+#[derive(Serialize)]
+struct LatencyInfo {
+    /// Hz.
+    sample_rate: u32,
+    /// Samples the host must compensate.
+    latency_samples: u32,
+    /// The same in milliseconds.
+    latency_ms: f64,
+}
+
+/// The `info --json` output.
+#[derive(Serialize)]
+struct InfoReport {
+    /// Version of this program.
+    version: &'static str,
+    /// Model name.
+    model: String,
+    /// Device the `auto` setting picks on this machine.
+    device: String,
+    /// Whether this build can use CUDA at all.
+    cuda_compiled: bool,
+    /// Why `auto` did not pick CUDA, when it did not and the runtime says why.
+    device_note: Option<String>,
+    /// Latency at 44.1 and 48 kHz.
+    latency: Vec<LatencyInfo>,
+}
+
+fn info(args: InfoArgs) -> Result<()> {
+    let model = load_model(args.model.as_deref())?;
+    let mut device = None;
+    let mut device_note = None;
+    let mut latency = Vec::new();
+    for sample_rate in [44100u32, 48000] {
+        let engine = Engine::new(
+            EngineConfig {
+                sample_rate: sample_rate as f32,
+                max_block: 1024,
+                mode: ProcessMode::Offline,
+                device: args.device,
+            },
+            model.clone(),
+        )
+        .with_context(|| format!("cannot start the engine at {sample_rate} Hz"))?;
+        if device.is_none() {
+            device = Some(engine.device_name().to_string());
+            device_note = engine.device_note().map(str::to_string);
+        }
+        let samples = engine.latency_samples();
+        latency.push(LatencyInfo {
+            sample_rate,
+            latency_samples: samples,
+            latency_ms: f64::from(samples) * 1000.0 / f64::from(sample_rate),
+        });
+    }
+    let report = InfoReport {
+        version: env!("CARGO_PKG_VERSION"),
+        model: model.name().to_string(),
+        device: device.unwrap_or_else(|| "cpu".into()),
+        cuda_compiled: hummingface_runtime::CUDA_COMPILED,
+        device_note,
+        latency,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("hummingface {}", report.version);
+        println!("model:   {}", report.model);
+        println!(
+            "device:  {} (what 'auto' picks; CUDA {})",
+            report.device,
+            if report.cuda_compiled {
+                "built in"
+            } else {
+                "not built in"
+            }
+        );
+        if let Some(note) = &report.device_note {
+            println!("         {}", one_line(note));
+        }
+        for l in &report.latency {
+            println!(
+                "latency: {} samples ({:.2} ms) at {} Hz",
+                l.latency_samples, l.latency_ms, l.sample_rate
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The error and its causes on one line, `outer: inner: …`, skipping a cause whose text the
+/// line already holds (some errors print their source themselves).
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = one_line(&cause.to_string());
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Squash a message onto one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Report a command-line parse error on one line (help and version print normally).
+fn clap_exit(err: clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Printing help can only fail on a closed stdout; nothing useful is left to do then.
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `hummingface` alone: the help is the clearest answer, but it is still an error.
+            let _ = err.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let text = err.to_string();
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("Usage:")
+                        && !l.starts_with("For more information")
+                })
+                .collect();
+            let mut msg = one_line(&lines.join(" "));
+            if !msg.starts_with("error:") {
+                msg = format!("error: {msg}");
+            }
+            eprintln!("{msg} (see 'hummingface --help')");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn bench_gpu(args: BenchGpuArgs) -> Result<()> {
+    let audio = hummingface::audio_file::read_audio(&args.input)?;
+    let n = audio.channels.len().max(1) as f32;
+    let len = audio.channels.first().map_or(0, |c| c.len());
+    let mono: Vec<f32> = (0..len).map(|i| audio.channels.iter().map(|c| c[i]).sum::<f32>() / n).collect();
+    let report = hummingface_runtime::bench::compare_devices(&mono, audio.sample_rate as f32, Model::embedded())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // A bug must still end with one clear line rather than a multi-line panic report.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error (please report it): {}{at}",
+            one_line(&what)
+        );
+    }));
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return clap_exit(err),
+    };
+    let result = match cli.command {
+        Command::Render(args) => render(args),
+        Command::Info(args) => info(args),
+        Command::BenchGpu(args) => bench_gpu(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", error_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! `hummingface-standalone`: the plugin without a DAW, on JACK, ALSA or the dummy backend
+//! (`-b auto|jack|alsa|dummy`; `--help` lists every option: sample rate, period size, devices,
+//! JACK connections).
+//!
+//! Example: `hummingface-standalone -b jack --connect-jack-inputs system:capture_1`.
+
+use std::process::ExitCode;
+
+use hummingface::HummingFace;
+use nice_plug::prelude::nice_export_standalone;
+
+fn main() -> ExitCode {
+    // Returns false when the plugin fails to activate or the audio backend fails.
+    if nice_export_standalone::<HummingFace>() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

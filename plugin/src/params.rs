@@ -1,0 +1,408 @@
+//! The plugin's parameters, their ranges, and the conversion to the engine's [`Controls`].
+//!
+//! Parameter IDs (`#[id = "..."]`) and enum variant IDs are part of every saved project and
+//! preset: they never change once shipped. Display names may change freely.
+
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hummingface_runtime::{Controls, DeviceChoice, Scale};
+use nice_plug::prelude::*;
+
+/// Version of the saved state layout. Bump it when a parameter's meaning or range changes, and
+/// migrate older states in [`Plugin::filter_state`] by reading the `state-version` field.
+pub const STATE_VERSION: u32 = 1;
+
+/// Parameter ranges shared by the plugin parameters and the command-line renderer, so both
+/// accept exactly the same values.
+pub mod limits {
+    use super::RangeInclusive;
+
+    /// Dry/wet mix, 0 = dry vocal only, 1 = piano only.
+    pub const MIX: RangeInclusive<f32> = 0.0..=1.0;
+    /// Output gain in dB.
+    pub const GAIN_DB: RangeInclusive<f32> = -24.0..=12.0;
+    /// Transposition in semitones, applied after the key snap.
+    pub const TRANSPOSE: RangeInclusive<i32> = -24..=24;
+    /// How readily quiet or breathy singing becomes a note, 0..1.
+    pub const SENSITIVITY: RangeInclusive<f32> = 0.0..=1.0;
+    /// Minimum note length in milliseconds.
+    pub const MIN_NOTE_MS: RangeInclusive<f32> = 0.0..=500.0;
+    /// Velocity curve exponent (1 = linear).
+    pub const VELOCITY_RESPONSE: RangeInclusive<f32> = 0.25..=4.0;
+    /// Piano tone, −1 = dark … 1 = bright.
+    pub const TONE: RangeInclusive<f32> = -1.0..=1.0;
+    /// Damper release time in milliseconds.
+    pub const RELEASE_MS: RangeInclusive<f32> = 10.0..=3000.0;
+}
+
+/// Tonic of the key snap. Variant order and IDs match [`hummingface_runtime::KEY_NAMES`].
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyParam {
+    #[id = "c"]
+    #[name = "C"]
+    C,
+    #[id = "c#"]
+    #[name = "C#"]
+    CSharp,
+    #[id = "d"]
+    #[name = "D"]
+    D,
+    #[id = "d#"]
+    #[name = "D#"]
+    DSharp,
+    #[id = "e"]
+    #[name = "E"]
+    E,
+    #[id = "f"]
+    #[name = "F"]
+    F,
+    #[id = "f#"]
+    #[name = "F#"]
+    FSharp,
+    #[id = "g"]
+    #[name = "G"]
+    G,
+    #[id = "g#"]
+    #[name = "G#"]
+    GSharp,
+    #[id = "a"]
+    #[name = "A"]
+    A,
+    #[id = "a#"]
+    #[name = "A#"]
+    ASharp,
+    #[id = "b"]
+    #[name = "B"]
+    B,
+}
+
+impl KeyParam {
+    /// Pitch class of the tonic, 0 = C … 11 = B.
+    pub fn pitch_class(self) -> u8 {
+        // `to_index` follows declaration order, which is C..B (checked by a test).
+        self.to_index() as u8
+    }
+}
+
+/// Scale of the key snap. Variant order matches [`Scale::ALL`], IDs match [`Scale::name`]
+/// (both checked by a test), so the mapping is by index.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleParam {
+    #[id = "chromatic"]
+    #[name = "Chromatic"]
+    Chromatic,
+    #[id = "major"]
+    #[name = "Major"]
+    Major,
+    #[id = "minor"]
+    #[name = "Natural minor"]
+    NaturalMinor,
+    #[id = "harmonic-minor"]
+    #[name = "Harmonic minor"]
+    HarmonicMinor,
+    #[id = "major-pentatonic"]
+    #[name = "Major pentatonic"]
+    MajorPentatonic,
+    #[id = "minor-pentatonic"]
+    #[name = "Minor pentatonic"]
+    MinorPentatonic,
+    #[id = "blues"]
+    #[name = "Blues"]
+    Blues,
+    #[id = "dorian"]
+    #[name = "Dorian"]
+    Dorian,
+    #[id = "mixolydian"]
+    #[name = "Mixolydian"]
+    Mixolydian,
+}
+
+impl ScaleParam {
+    /// The runtime's scale for this parameter value.
+    pub fn scale(self) -> Scale {
+        // In range by construction: the variant count equals `Scale::ALL.len()` (a test checks
+        // it); `get` keeps this panic-free on the audio thread regardless.
+        Scale::ALL.get(self.to_index()).copied().unwrap_or_default()
+    }
+}
+
+/// Where the generator runs. Read only in `activate()`: a change takes effect the next time the
+/// host activates the plugin.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceParam {
+    #[id = "auto"]
+    #[name = "Auto"]
+    Auto,
+    #[id = "cpu"]
+    #[name = "CPU"]
+    Cpu,
+    #[id = "cuda"]
+    #[name = "CUDA"]
+    Cuda,
+}
+
+impl DeviceParam {
+    /// The runtime's device choice for this parameter value.
+    pub fn choice(self) -> DeviceChoice {
+        match self {
+            DeviceParam::Auto => DeviceChoice::Auto,
+            DeviceParam::Cpu => DeviceChoice::Cpu,
+            DeviceParam::Cuda => DeviceChoice::Cuda,
+        }
+    }
+}
+
+/// All parameters of the plugin, plus the persisted state version.
+#[derive(Params)]
+pub struct HummingFaceParams {
+    /// Layout version of the saved state ([`STATE_VERSION`] when saved by this build). A state
+    /// saved by a future or past version can be recognised and migrated in `filter_state`.
+    #[persist = "state-version"]
+    pub state_version: AtomicU32,
+
+    /// How the vocal is heard.
+    #[nested(group = "Input")]
+    pub input: InputParams,
+    /// How heard pitch becomes notes.
+    #[nested(group = "Notes")]
+    pub notes: NoteParams,
+    /// How the piano plays the notes.
+    #[nested(group = "Piano")]
+    pub piano: PianoParams,
+    /// Dry/wet and level.
+    #[nested(group = "Output")]
+    pub output: OutputParams,
+
+    /// Compute device of the generator; applied at the next activation.
+    #[id = "device"]
+    pub device: EnumParam<DeviceParam>,
+}
+
+/// The "Input" group.
+#[derive(Params)]
+pub struct InputParams {
+    /// 0..1: higher hears quieter and breathier singing as notes.
+    #[id = "sensitivity"]
+    pub sensitivity: FloatParam,
+}
+
+/// The "Notes" group.
+#[derive(Params)]
+pub struct NoteParams {
+    /// Milliseconds a note is held at least before it may change or stop.
+    #[id = "min_note"]
+    pub min_note: FloatParam,
+    /// Tonic of the key snap.
+    #[id = "key"]
+    pub key: EnumParam<KeyParam>,
+    /// Scale of the key snap (chromatic = nearest semitone).
+    #[id = "scale"]
+    pub scale: EnumParam<ScaleParam>,
+    /// Semitones added after snapping.
+    #[id = "transpose"]
+    pub transpose: IntParam,
+}
+
+/// The "Piano" group.
+#[derive(Params)]
+pub struct PianoParams {
+    /// Velocity curve exponent: below 1 lifts soft singing, above 1 needs more voice.
+    #[id = "vel_resp"]
+    pub velocity_response: FloatParam,
+    /// −1..1: darker to brighter piano.
+    #[id = "tone"]
+    pub tone: FloatParam,
+    /// Milliseconds of damper release after a note ends.
+    #[id = "release"]
+    pub release: FloatParam,
+}
+
+/// The "Output" group.
+#[derive(Params)]
+pub struct OutputParams {
+    /// 0..1 dry/wet; the mixer smooths it.
+    #[id = "mix"]
+    pub mix: FloatParam,
+    /// Output gain in dB; the mixer smooths it.
+    #[id = "gain"]
+    pub gain: FloatParam,
+}
+
+/// Linear float range over a shared limit.
+fn linear(range: &RangeInclusive<f32>) -> FloatRange {
+    FloatRange::Linear {
+        min: *range.start(),
+        max: *range.end(),
+    }
+}
+
+/// Skewed float range over a shared limit whose normalized midpoint (0.5) lands on `center`.
+fn skewed_around(range: &RangeInclusive<f32>, center: f32) -> FloatRange {
+    let (min, max) = (*range.start(), *range.end());
+    // nice-plug's Skewed range maps plain → ((plain − min) / (max − min))^factor.
+    let factor = 0.5f32.ln() / ((center - min) / (max - min)).ln();
+    FloatRange::Skewed { min, max, factor }
+}
+
+impl Default for HummingFaceParams {
+    fn default() -> Self {
+        let d = Controls::default();
+        Self {
+            state_version: AtomicU32::new(STATE_VERSION),
+            input: InputParams {
+                sensitivity: FloatParam::new(
+                    "Sensitivity",
+                    d.sensitivity,
+                    linear(&limits::SENSITIVITY),
+                )
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage())
+                .with_unit("%"),
+            },
+            notes: NoteParams {
+                min_note: FloatParam::new(
+                    "Minimum note",
+                    d.min_note_ms,
+                    linear(&limits::MIN_NOTE_MS),
+                )
+                .with_step_size(1.0)
+                .with_unit(" ms"),
+                key: EnumParam::new("Key", KeyParam::C),
+                scale: EnumParam::new("Scale", ScaleParam::Chromatic),
+                transpose: IntParam::new(
+                    "Transpose",
+                    d.transpose,
+                    IntRange::Linear {
+                        min: *limits::TRANSPOSE.start(),
+                        max: *limits::TRANSPOSE.end(),
+                    },
+                )
+                .with_unit(" st"),
+            },
+            piano: PianoParams {
+                velocity_response: FloatParam::new(
+                    "Velocity response",
+                    d.velocity_response,
+                    skewed_around(&limits::VELOCITY_RESPONSE, 1.0),
+                )
+                .with_value_to_string(formatters::v2s_f32_rounded(2)),
+                tone: FloatParam::new("Tone", d.tone, linear(&limits::TONE))
+                    .with_value_to_string(formatters::v2s_f32_rounded(2)),
+                release: FloatParam::new(
+                    "Release",
+                    d.release_ms,
+                    FloatRange::Skewed {
+                        min: *limits::RELEASE_MS.start(),
+                        max: *limits::RELEASE_MS.end(),
+                        factor: FloatRange::skew_factor(-2.0),
+                    },
+                )
+                .with_step_size(1.0)
+                .with_unit(" ms"),
+            },
+            output: OutputParams {
+                mix: FloatParam::new("Mix", 1.0, linear(&limits::MIX))
+                    .with_value_to_string(formatters::v2s_f32_percentage(0))
+                    .with_string_to_value(formatters::s2v_f32_percentage())
+                    .with_unit("%"),
+                gain: FloatParam::new("Gain", 0.0, linear(&limits::GAIN_DB))
+                    .with_step_size(0.1)
+                    .with_unit(" dB"),
+            },
+            device: EnumParam::new("Device", DeviceParam::Auto).non_automatable(),
+        }
+    }
+}
+
+impl HummingFaceParams {
+    /// The state layout version this parameter object was saved with (or [`STATE_VERSION`]).
+    pub fn state_version(&self) -> u32 {
+        self.state_version.load(Ordering::Relaxed)
+    }
+}
+
+/// The engine's controls from the current (unsmoothed) parameter values. Allocation-free and
+/// lock-free: called from `process()` once per host block.
+pub fn controls_from_params(params: &HummingFaceParams) -> Controls {
+    Controls {
+        sensitivity: params.input.sensitivity.value(),
+        min_note_ms: params.notes.min_note.value(),
+        key: params.notes.key.value().pitch_class(),
+        scale: params.notes.scale.value().scale(),
+        transpose: params.notes.transpose.value(),
+        velocity_response: params.piano.velocity_response.value(),
+        tone: params.piano.tone.value(),
+        release_ms: params.piano.release.value(),
+    }
+    .sanitized()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hummingface_runtime::KEY_NAMES;
+
+    #[test]
+    fn key_variants_match_runtime_key_names() {
+        assert_eq!(KeyParam::variants(), &KEY_NAMES[..]);
+        for i in 0..12 {
+            assert_eq!(KeyParam::from_index(i).pitch_class() as usize, i);
+        }
+    }
+
+    #[test]
+    fn scale_variants_match_runtime_scales() {
+        let ids = ScaleParam::ids().expect("scale variants carry stable ids");
+        assert_eq!(ids.len(), Scale::ALL.len());
+        for (i, scale) in Scale::ALL.into_iter().enumerate() {
+            assert_eq!(ids[i], scale.name());
+            assert_eq!(ScaleParam::from_index(i).scale(), scale);
+        }
+    }
+
+    #[test]
+    fn defaults_give_default_controls() {
+        let params = HummingFaceParams::default();
+        assert_eq!(controls_from_params(&params), Controls::default());
+        assert_eq!(params.output.mix.value(), 1.0);
+        assert_eq!(params.output.gain.value(), 0.0);
+        assert_eq!(params.state_version(), STATE_VERSION);
+        // The version travels with the saved state.
+        let fields = params.serialize_fields();
+        assert_eq!(fields.get("state-version").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn velocity_response_is_centered_on_one() {
+        let range = skewed_around(&limits::VELOCITY_RESPONSE, 1.0);
+        assert!((range.normalize(1.0) - 0.5).abs() < 1e-5);
+        assert!((range.unnormalize(0.5) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn parameter_ids_are_stable() {
+        let params = HummingFaceParams::default();
+        let mut ids: Vec<String> = params
+            .param_map()
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        ids.sort();
+        let mut want = vec![
+            "device",
+            "gain",
+            "key",
+            "min_note",
+            "mix",
+            "release",
+            "scale",
+            "sensitivity",
+            "tone",
+            "transpose",
+            "vel_resp",
+        ];
+        want.sort();
+        assert_eq!(ids, want);
+    }
+}

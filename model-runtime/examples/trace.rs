@@ -32,7 +32,7 @@ fn main() {
     let model = Model::embedded();
     let mut listener = ListenerV0::new(&model, &t, &candle_core::Device::Cpu).unwrap();
     let fft = RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
-    let window: Vec<f32> = (0..t.win_len).map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / t.win_len as f32).cos()).collect();
+    let window = hummingface_runtime::features::analysis_window(t.win_len);
     let scale = 2.0 / window.iter().sum::<f32>();
     let mut sal = Vec::new();
     let mut k = 0;

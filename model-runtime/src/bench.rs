@@ -19,7 +19,7 @@ use crate::ProcessMode;
 /// as the engine's audio side computes them.
 pub fn analysis_frames(audio: &[f32], t: &Timing) -> (Vec<f32>, usize) {
     let fft = RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
-    let window: Vec<f32> = (0..t.win_len).map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / t.win_len as f32).cos()).collect();
+    let window = crate::features::analysis_window(t.win_len);
     let scale = 2.0 / window.iter().sum::<f32>();
     let frames = audio.len() / t.hop;
     let mut out = Vec::with_capacity(frames * t.analysis_bins);

@@ -209,7 +209,7 @@ pub struct Engine {
     device_note: Option<String>,
     /// Newest `win_len` input samples, oldest first.
     history: Vec<f32>,
-    /// Analysis window (Hann), `win_len`.
+    /// Analysis window (see [`crate::features::analysis_window`]), `win_len`.
     window: Vec<f32>,
     /// FFT input, `fft_len` (window-weighted history, zero padded).
     fft_in: Vec<f32>,
@@ -268,9 +268,7 @@ impl Engine {
         let mut planner = RealFftPlanner::<f32>::new();
         let fwd = planner.plan_fft_forward(timing.fft_len);
         let inv = planner.plan_fft_inverse(timing.synth_len);
-        let window: Vec<f32> = (0..timing.win_len)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / timing.win_len as f32).cos())
-            .collect();
+        let window = crate::features::analysis_window(timing.win_len);
         let mag_scale = 2.0 / window.iter().sum::<f32>();
 
         let (jobs, jobs_rx) = rtrb::RingBuffer::new(QUEUE_FRAMES);

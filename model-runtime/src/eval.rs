@@ -131,6 +131,7 @@ pub fn random_melody(seed: u64, voice: VoiceType) -> (crate::singer::Singer, Vec
         breath: r.range(0.005, 0.04),
         jitter_cents: r.range(2.0, 8.0),
         seed,
+        attack_s: r.range(0.005, 0.04),
     };
     (singer, notes, t + 0.5)
 }

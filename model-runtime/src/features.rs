@@ -33,3 +33,23 @@ pub fn log_frequency_matrix(sample_rate: f32, fft_len: usize, analysis_bins: usi
     }
     m
 }
+
+/// Fraction of the analysis window before its peak. The window rises slowly over the past
+/// and falls quickly at the newest end, so the newest samples (a note that just started)
+/// weigh far more than under a symmetric Hann window, where they weigh almost nothing.
+pub const WINDOW_PEAK: f32 = 0.85;
+
+/// The analysis window of `len` samples (oldest first): a rising half-Hann over the first
+/// [`WINDOW_PEAK`] of it, a falling half-Hann over the rest.
+pub fn analysis_window(len: usize) -> Vec<f32> {
+    let m = ((len as f32 * WINDOW_PEAK) as usize).clamp(1, len.saturating_sub(1).max(1));
+    (0..len)
+        .map(|n| {
+            if n < m {
+                0.5 - 0.5 * (std::f32::consts::PI * n as f32 / m as f32).cos()
+            } else {
+                0.5 + 0.5 * (std::f32::consts::PI * (n - m) as f32 / (len - m) as f32).cos()
+            }
+        })
+        .collect()
+}

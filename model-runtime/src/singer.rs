@@ -51,11 +51,13 @@ pub struct Singer {
     pub jitter_cents: f32,
     /// Seed of the noise generators.
     pub seed: u64,
+    /// Onset ramp of each note, seconds (quadratic).
+    pub attack_s: f32,
 }
 
 impl Default for Singer {
     fn default() -> Self {
-        Singer { voice: VoiceType::Male, vibrato_hz: 5.5, vibrato_cents: 25.0, breath: 0.02, jitter_cents: 5.0, seed: 1 }
+        Singer { voice: VoiceType::Male, vibrato_hz: 5.5, vibrato_cents: 25.0, breath: 0.02, jitter_cents: 5.0, seed: 1, attack_s: 0.025 }
     }
 }
 
@@ -94,7 +96,7 @@ impl Singer {
         let mut rng = Rng(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut sorted = notes.to_vec();
         sorted.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
-        let attack = 0.025;
+        let attack = self.attack_s.max(1e-4);
         let release = 0.04;
         for (ni, note) in sorted.iter().enumerate() {
             let s0 = ((note.start_s * sample_rate) as isize).max(0) as usize;

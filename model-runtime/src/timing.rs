@@ -3,13 +3,14 @@
 //! Durations are fixed and sample counts follow the rate, so the listener sees the same time
 //! span at 8 kHz and at 192 kHz.
 //!
-//! The latency, exactly: analysis hop `j` holds input samples `[jH, (j+1)H)`; a sung onset inside
-//! it is, on average, at `jH + H/2`. The tracker decides about hop `j` once it has seen `d` more
-//! hops (its lookahead). In real time the result is used `S` hops after the frame was handed to
+//! The latency, exactly: analysis hop `j` holds input samples `[jH, (j+1)H)`. The listener's
+//! frame `j` first hears a note clearly when the note began `c` hops earlier (its detection
+//! delay), on average at `(j - c)H + H/2`. The tracker decides about hop `j` once it has seen
+//! `d` more hops (its lookahead). In real time the result is used `S` hops after the frame was handed to
 //! the worker (the slack that lets the worker run while the host's block is processed); offline
 //! `S = 0` because the audio thread waits. The piano frame for hop `j` then starts leaving the
 //! output at `(j + d + S + 1)H` and its attack reaches half level `H/2` later, at
-//! `(j + d + S + 1)H + H/2`. The latency is therefore `(d + S + 1)·H` samples.
+//! `(j + d + S + 1)H + H/2`. The latency is therefore `(c + d + S + 1)·H` samples.
 
 use crate::ProcessMode;
 
@@ -18,7 +19,11 @@ pub const HOP_SECONDS: f64 = 256.0 / 48000.0;
 /// Analysis window, seconds (2048 samples at 48 kHz): long enough for E2's harmonics.
 pub const WINDOW_SECONDS: f64 = 2048.0 / 48000.0;
 /// Hops the note tracker looks ahead before it commits to a decision.
-pub const LOOKAHEAD_HOPS: usize = 2;
+pub const LOOKAHEAD_HOPS: usize = 0;
+/// Hops of a note the listener must hear before its frames say "voiced, this pitch": the
+/// analysis frame that first hears a note clearly ends this many hops after the sung onset
+/// (measured: `cargo xtask eval` reports the median onset error with this included).
+pub const DETECTION_HOPS: usize = 3;
 /// Most real-time slack hops (larger host blocks than this produce late frames).
 pub const MAX_SLACK_HOPS: usize = 8;
 /// Highest frequency the listener looks at, Hz (the features stop at ≈ 4.9 kHz).
@@ -42,6 +47,8 @@ pub struct Timing {
     pub synth_bins: usize,
     /// Tracker lookahead, hops.
     pub lookahead_hops: usize,
+    /// Listener detection delay, hops.
+    pub detection_hops: usize,
     /// Real-time slack, hops (0 offline).
     pub slack_hops: usize,
     /// Reported latency, samples.
@@ -71,8 +78,9 @@ impl Timing {
             synth_len: 2 * hop,
             synth_bins: hop + 1,
             lookahead_hops,
+            detection_hops: DETECTION_HOPS,
             slack_hops,
-            latency: (lookahead_hops + slack_hops + 1) * hop,
+            latency: (DETECTION_HOPS + lookahead_hops + slack_hops + 1) * hop,
         }
     }
 

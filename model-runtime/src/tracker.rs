@@ -18,6 +18,8 @@ const DIP_LOOKBACK: usize = 8;
 const RETRIGGER_RISE_DB: f32 = 9.0;
 /// Semitones beyond the half-semitone boundary before the pitch switches note.
 const HYSTERESIS: f32 = 0.3;
+/// The weak voicing threshold as a fraction of the strong one.
+const WEAK_FRACTION: f32 = 0.8;
 /// Frames after an onset during which no new onset is accepted.
 const REFRACTORY: u64 = 8;
 
@@ -114,14 +116,17 @@ impl NoteTracker {
         &self.hist[(frame % HISTORY as u64) as usize]
     }
 
-    fn voiced(&self, p: &FramePosterior, c: &Controls) -> bool {
+    /// Voiced at the strong threshold (`weak = false`) or at the weak one (a note may start
+    /// on weak evidence that the lookahead confirms, and a sounding note holds on it).
+    fn voiced_at(&self, p: &FramePosterior, c: &Controls, weak: bool) -> bool {
         let s = c.sensitivity - 0.5;
-        let threshold = self.voicing.threshold - 0.2 * s;
+        let threshold = self.voicing.threshold * if weak { WEAK_FRACTION } else { 1.0 } - 0.2 * s;
         let gate = self.voicing.gate_db - self.voicing.gate_span_db * s;
         p.periodicity > threshold && p.hop_db > gate
     }
 
-    /// Add frame `k`'s posterior; decisions about frame `k - lookahead` go to `emit`.
+    /// Add frame `k`'s posterior; decisions about frame `k - lookahead` go to `emit`. (The
+    /// pitch-stability check also looks one frame before `k - lookahead`.)
     pub fn push(&mut self, post: FramePosterior, c: &Controls, emit: &mut dyn FnMut(TrackEvent)) {
         let k = self.frames;
         self.hist[(k % HISTORY as u64) as usize] = post;
@@ -134,23 +139,33 @@ impl NoteTracker {
         // Window j..=k: voiced count, and the pitch of the newest voiced frames (they hold the
         // most of a starting note; the first frames of a note see too few periods).
         let mut n = 0;
+        let mut strong = 0;
         let mut newest = [f32::NAN; 2];
         let mut peak_db = f32::NEG_INFINITY;
-        for f in j..=k {
+        for f in j.saturating_sub(1)..=k {
             let p = *self.at(f);
-            if self.voiced(&p, c) {
+            if self.voiced_at(&p, c, true) {
                 newest = [newest[1], p.pitch];
-                n += 1;
+                if f >= j {
+                    n += 1;
+                }
+            }
+            if f < j {
+                continue;
+            }
+            if self.voiced_at(&p, c, false) {
+                strong += 1;
             }
             peak_db = peak_db.max(p.hop_db);
         }
         let window = self.lookahead + 1;
         let majority_voiced = 2 * n > window;
         let pj = *self.at(j);
-        let voiced_j = self.voiced(&pj, c);
+        let voiced_j = self.voiced_at(&pj, c, true);
+        let confirmed = strong >= 1;
         let pitch = newest[1];
         // The two newest voiced frames agree: the pitch is settled.
-        let stable = n >= 2 && (newest[0] - newest[1]).abs() < 0.6;
+        let stable = (newest[0] - newest[1]).abs() < 0.6;
         self.last_pitch = if voiced_j { pj.pitch } else { f32::NAN };
 
         // Re-sung syllable: the short-time level rises well above its recent minimum at j.
@@ -178,7 +193,7 @@ impl NoteTracker {
 
         match self.current {
             None => {
-                if voiced_j && majority_voiced && stable {
+                if voiced_j && majority_voiced && stable && confirmed {
                     let (snapped, note) = target(pitch);
                     self.current = Some(Current { note, snapped, start: j });
                     self.last_onset = Some(j);
@@ -193,7 +208,7 @@ impl NoteTracker {
                         self.current = None;
                         emit(TrackEvent::Off { note: cur.note });
                     }
-                } else if majority_voiced && stable && long_enough && held >= 2 {
+                } else if majority_voiced && stable && confirmed && long_enough && held >= 2 {
                     let (snapped, note) = target(pitch);
                     let moved = snapped != cur.snapped && (pitch - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
                     if onset || moved {

@@ -225,6 +225,8 @@ print(json.dumps(res, indent=1))
 PY
         grep -q '"WARNING"' "$W/compare.out" 2>/dev/null && note "compare: WARNING — a --device cuda render fell back to the CPU (see compare.json)"
         step bench-gpu 150 "$HF" bench-gpu --input "$INPUT" --json
+        # The same with Candle's CPU side on one thread (the "one core" figure).
+        step bench-gpu-1t 150 env RAYON_NUM_THREADS=1 "$HF" bench-gpu --input "$INPUT" --json
     else
         note "no input WAV carried (assets/demo-vocal.wav); renders and bench skipped"
         step bench-gpu 150 "$HF" bench-gpu --json
@@ -237,6 +239,7 @@ fi
 [[ -s "$W/compare.out" ]] && cp "$W/compare.out" "$OUT/compare.json"
 [[ -s "$W/bench-gpu.out" ]] && cp "$W/bench-gpu.out" "$OUT/bench-gpu.json"
 [[ -s "$W/probe.out" ]] && cp "$W/probe.out" "$OUT/probe.json"
+[[ -s "$W/bench-gpu-1t.out" ]] && cp "$W/bench-gpu-1t.out" "$OUT/bench-gpu-1t.json"
 # Full logs, without the rendered WAVs (compare.json has their differences).
 tar -C "$W" --exclude='*.wav' -czf "$OUT/device-check-logs.tar.gz" . 2>/dev/null \
     || note "packing the logs failed"

@@ -114,7 +114,7 @@ fn setup(root: &Path) -> Result<()> {
     }
     let venv = root.join(".venv");
     if !venv.join("bin/python").exists() || Command::new(venv.join("bin/python")).args(["-c", "import pedalboard, numpy"]).status().map(|s| !s.success()).unwrap_or(true) {
-        run(Command::new("sh").arg(root.join("tests/hosts/setup_venv.sh")))?;
+        run(Command::new("bash").arg(root.join("tests/hosts/setup_venv.sh")))?;
     }
     Ok(())
 }

@@ -49,19 +49,23 @@ fn stats_us(mut v: Vec<f64>) -> Value {
 fn device_report(device: &Device, model: &Model, t: &Timing, mags: &[f32], frames: usize, seconds: f64) -> candle_core::Result<(Value, Vec<ListenerFrame>)> {
     let bins = t.analysis_bins;
     // Real-time mode: one frame at a time, result read back every hop.
+    // (On the CPU in a one-thread pool, exactly as the engine's worker runs it.)
     let mut l = ListenerV0::new(model, t, device)?;
-    let mut sal = Vec::new();
     let n_step = frames.min(1000);
-    for k in 0..20.min(n_step) {
-        l.step(&mags[k * bins..(k + 1) * bins], &mut sal)?;
-    }
-    l.reset();
-    let mut times = Vec::with_capacity(n_step);
-    for k in 0..n_step {
-        let s = Instant::now();
-        l.step(&mags[k * bins..(k + 1) * bins], &mut sal)?;
-        times.push(s.elapsed().as_secs_f64() * 1e6);
-    }
+    let times = crate::generator::single_threaded(|| -> candle_core::Result<Vec<f64>> {
+        let mut sal = Vec::new();
+        for k in 0..20.min(n_step) {
+            l.step(&mags[k * bins..(k + 1) * bins], &mut sal)?;
+        }
+        l.reset();
+        let mut times = Vec::with_capacity(n_step);
+        for k in 0..n_step {
+            let s = Instant::now();
+            l.step(&mags[k * bins..(k + 1) * bins], &mut sal)?;
+            times.push(s.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(times)
+    })?;
     // Offline: batched frames.
     let mut batched = serde_json::Map::new();
     let mut reference = Vec::new();
@@ -93,6 +97,7 @@ fn device_report(device: &Device, model: &Model, t: &Timing, mags: &[f32], frame
 
 /// Run the comparison on `audio` (mono) at `sample_rate`. CUDA is measured when it is usable.
 pub fn compare_devices(audio: &[f32], sample_rate: f32, model: Arc<Model>) -> Result<Value, String> {
+    crate::generator::pin_thread_count_env();
     let t = Timing::new(sample_rate, 1024, ProcessMode::Offline);
     let seconds = audio.len() as f64 / sample_rate as f64;
     let (mags, frames) = analysis_frames(audio, &t);

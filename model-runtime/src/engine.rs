@@ -261,6 +261,7 @@ impl Engine {
             return Err(EngineError::UnsupportedSampleRate(sr));
         }
         let timing = Timing::new(sr, cfg.max_block, cfg.mode);
+        crate::generator::pin_thread_count_env();
         let (device, device_note) = select_device(cfg.device);
         let gen = Generator::new(&model, &timing, &device).map_err(|e| EngineError::Device(e.to_string()))?;
         let device_name = device_name(gen.device());
@@ -292,7 +293,7 @@ impl Engine {
         let handle = std::thread::Builder::new()
             .name("hummingface-inference".into())
             .spawn(move || {
-                worker.run();
+                crate::generator::single_threaded(|| worker.run());
                 alive.worker_alive.store(false, Ordering::Release);
             })
             .map_err(|e| EngineError::Thread(e.to_string()))?;

@@ -34,6 +34,35 @@ pub fn select_device(choice: DeviceChoice) -> (Device, Option<String>) {
     }
 }
 
+/// Candle asks `std::thread::available_parallelism()` on every CPU matrix product unless
+/// `RAYON_NUM_THREADS` is set, and that reads cgroup files each time: measured 143 µs per hop
+/// instead of 35 µs on this 2-core machine, 696 µs on a 16-core one. Setting the variable to
+/// the value rayon would choose anyway (so nothing else in the process changes) removes it.
+/// Called once, from `Engine::new`, before the worker starts; the CLI and the standalone call
+/// it first thing in `main`.
+pub fn pin_thread_count_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
+    });
+}
+
+/// Run `f` with Candle's CPU kernels on this thread alone.
+///
+/// Candle parallelises every CPU matrix product over all cores through rayon. For one frame's
+/// small products that costs far more than it gains (measured on a 16-core machine: 696 µs per
+/// hop on all cores against 38 µs on one, see BENCHMARKS.md), and a plugin must not fill every
+/// core of the user's machine. A one-thread pool made of the calling thread keeps them inline.
+pub fn single_threaded<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new().num_threads(1).use_current_thread().build() {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
+}
+
 /// Name of a device for displays: `cpu` or `cuda:N`.
 pub fn device_name(d: &Device) -> String {
     match d.location() {

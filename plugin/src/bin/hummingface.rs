@@ -485,6 +485,7 @@ fn bench_gpu(args: BenchGpuArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    hummingface_runtime::generator::pin_thread_count_env();
     // A bug must still end with one clear line rather than a multi-line panic report.
     std::panic::set_hook(Box::new(|info| {
         let what = info

@@ -10,6 +10,7 @@ use hummingface::HummingFace;
 use nice_plug::prelude::nice_export_standalone;
 
 fn main() -> ExitCode {
+    hummingface_runtime::generator::pin_thread_count_env();
     // Returns false when the plugin fails to activate or the audio backend fails.
     if nice_export_standalone::<HummingFace>() {
         ExitCode::SUCCESS

@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use hummingface_runtime::{DeviceChoice, EngineConfig, Model, ProcessMode as EngineMode};
+use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 pub mod atomic_file;
@@ -91,6 +92,7 @@ impl Plugin for HummingFace {
 
     type Editor = ();
     type SysExMessage = ();
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
     type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
@@ -182,7 +184,7 @@ impl Plugin for HummingFace {
         &mut self,
         buffer: &mut Buffer,
         _aux: &mut AuxiliaryBuffers,
-        _context: &mut impl ProcessContext<Self>,
+        context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         let Some(processor) = &mut self.processor else {
             // Not activated: leave the input in place.
@@ -190,11 +192,34 @@ impl Plugin for HummingFace {
         };
         let controls = controls_from_params(&self.params);
         let output = &self.params.output;
-        processor.process(
+        // The detected notes leave as MIDI, sample-accurate and aligned with the piano audio.
+        processor.process_with_notes(
             buffer.as_slice(),
             &controls,
             output.mix.value(),
             output.gain.value(),
+            &mut |ev| {
+                let key = Key::Number(ev.note.min(127));
+                let event = if ev.on {
+                    NoteEvent::NoteOn {
+                        timing: ev.timing,
+                        voice_id: VoiceID::ID(i32::from(ev.note)),
+                        channel: Channel::Number(0),
+                        key,
+                        velocity: ev.velocity.clamp(0.0, 1.0),
+                    }
+                } else {
+                    NoteEvent::NoteOff {
+                        timing: ev.timing,
+                        voice_id: VoiceID::ID(i32::from(ev.note)),
+                        channel: Channel::Number(0),
+                        key,
+                        velocity: 0.0,
+                    }
+                };
+                // A full host event queue drops the event; nothing else can be done here.
+                let _ = context.try_send_event(event);
+            },
         );
         ProcessStatus::Tail(processor.tail_samples(controls.release_ms))
     }

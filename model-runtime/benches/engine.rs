@@ -2,9 +2,10 @@
 //! audio-thread figure must exclude the time spent letting the worker catch up, which
 //! criterion/divan cannot leave out of a timed closure).
 //!
-//! `cargo xtask bench` runs this pinned to one core with `RAYON_NUM_THREADS=1`.
-//! Groups: audio thread per 64-sample block × sample rate; inference per hop × sample rate;
-//! offline render speed (× real time) on the demo vocal.
+//! `cargo xtask bench` runs it twice with `RAYON_NUM_THREADS=1`: group `audio` (audio thread
+//! per 64-sample block × sample rate) unpinned, so the worker runs on another core as in a
+//! host; group `core` (inference per hop × sample rate, offline render speed on the demo
+//! vocal) pinned to one core with `taskset -c 0`. No argument runs both.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -24,8 +25,20 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let want = |g: &str| args.is_empty() || args.iter().any(|a| a == g);
     let model = Model::embedded();
     println!("HummingFace engine benchmarks (model {}, RAYON_NUM_THREADS={})", model.name(), std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()));
+    if want("audio") {
+        audio_thread(&model);
+    }
+    if want("core") {
+        inference(&model);
+        render(&model);
+    }
+}
+
+fn audio_thread(model: &std::sync::Arc<Model>) {
     println!();
     println!("audio thread, 64-sample blocks (real-time mode; worker catch-up not timed)");
     println!("{:>8} {:>10} {:>10} {:>10} {:>12}", "rate", "mean µs", "p99 µs", "max µs", "% of core");
@@ -54,12 +67,15 @@ fn main() {
         println!("{:>8} {:>10.2} {:>10.2} {:>10.1} {:>11.2}%", sr, mean, p99, max, 100.0 * mean / block_us);
     }
 
+}
+
+fn inference(model: &std::sync::Arc<Model>) {
     println!();
     println!("inference per hop (listener + tracker + pianist, this thread, CPU)");
     println!("{:>8} {:>8} {:>10} {:>10} {:>14}", "rate", "hop", "mean µs", "p99 µs", "hop budget µs");
     for sr in [44100.0f32, 48000.0, 96000.0] {
         let t = Timing::new(sr, 512, ProcessMode::Offline);
-        let mut gen = Generator::new(&model, &t, &candle_core::Device::Cpu).unwrap();
+        let mut gen = Generator::new(model, &t, &candle_core::Device::Cpu).unwrap();
         let audio = demo(sr);
         let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
         let mut spec = vec![Complex32::new(0.0, 0.0); t.synth_bins];
@@ -87,6 +103,9 @@ fn main() {
         println!("{:>8} {:>8} {:>10.1} {:>10.1} {:>14.0}", sr, t.hop, mean, p99, t.hop_seconds() as f64 * 1e6);
     }
 
+}
+
+fn render(model: &std::sync::Arc<Model>) {
     println!();
     println!("offline render of the demo vocal (whole path: engine + worker + mixer)");
     println!("{:>8} {:>10} {:>10} {:>14} {:>8}", "rate", "audio s", "render s", "× real time", "notes");

@@ -7,7 +7,7 @@
 //! spectral flux against the previous frame (onsets). `step`/`reset` stream frame by frame;
 //! `forward` runs a whole batch of frames at once (same numbers, used for offline batching).
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 
 use crate::model::Model;
 use crate::timing::Timing;
@@ -37,6 +37,10 @@ pub struct ListenerV0 {
     template: Tensor,
     /// Log features of the previous frame `[1, N_FEATURES]` (streaming state for the flux).
     prev: Option<Tensor>,
+    /// The same on the host, for the per-frame `step` (flux computed on the host).
+    prev_host: Vec<f32>,
+    /// Scratch: this frame's log features on the host.
+    feat_host: Vec<f32>,
     /// Number of analysis bins expected per frame.
     bins: usize,
 }
@@ -46,26 +50,37 @@ impl ListenerV0 {
         let interp = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
         let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
         let t = model.tensor("listener.template");
-        let template = Tensor::from_slice(&t.data, (N_FEATURES, N_CANDIDATES), device)?;
-        Ok(ListenerV0 { device: device.clone(), interp, template, prev: None, bins: timing.analysis_bins })
+        // The log compression's 1/ln(1+G) scale is folded into the template.
+        let scale = (1.0 / (1.0 + LOG_GAIN).ln()) as f32;
+        let template: Vec<f32> = t.data.iter().map(|v| v * scale).collect();
+        let template = Tensor::from_vec(template, (N_FEATURES, N_CANDIDATES), device)?;
+        Ok(ListenerV0 {
+            device: device.clone(),
+            interp,
+            template,
+            prev: None,
+            prev_host: Vec::with_capacity(N_FEATURES),
+            feat_host: Vec::with_capacity(N_FEATURES),
+            bins: timing.analysis_bins,
+        })
     }
 
     /// Forget the previous frame.
     pub fn reset(&mut self) {
         self.prev = None;
+        self.prev_host.clear();
     }
 
     pub fn device(&self) -> &Device {
         &self.device
     }
 
-    /// Log features and salience for `[T, bins]` magnitudes.
+    /// Log features `ln(1 + G·m/max)` (without the 1/ln(1+G) scale, which the template
+    /// carries) and salience for `[T, bins]` magnitudes.
     fn features_and_salience(&self, mags: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let feats = mags.matmul(&self.interp)?;
         let peak = (feats.max_keepdim(D::Minus1)? + 1e-9)?;
-        let norm = feats.broadcast_div(&peak)?;
-        let logf = ((norm * LOG_GAIN)? + 1.0)?.log()?;
-        let logf = (logf * (1.0 / (1.0 + LOG_GAIN).ln()))?;
+        let logf = (feats.broadcast_div(&peak)?.affine(LOG_GAIN, 1.0))?.log()?;
         let sal = logf.matmul(&self.template)?;
         Ok((logf, sal))
     }
@@ -74,10 +89,17 @@ impl ListenerV0 {
     pub fn step(&mut self, mags: &[f32], salience: &mut Vec<f32>) -> candle_core::Result<ListenerFrame> {
         let x = Tensor::from_slice(&mags[..self.bins], (1, self.bins), &self.device)?;
         let (logf, sal) = self.features_and_salience(&x)?;
-        let flux = match &self.prev {
-            Some(prev) => (&logf - prev)?.relu()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?,
-            None => 0.0,
+        // Flux on the host: one read-back instead of four more tensor ops.
+        self.feat_host.clear();
+        self.feat_host.extend(logf.squeeze(0)?.to_vec1::<f32>()?);
+        let scale = (1.0 / (1.0 + LOG_GAIN).ln()) as f32;
+        let flux = if self.prev_host.len() == self.feat_host.len() {
+            self.feat_host.iter().zip(&self.prev_host).map(|(a, b)| (a - b).max(0.0)).sum::<f32>() * scale
+                / N_FEATURES as f32
+        } else {
+            0.0
         };
+        std::mem::swap(&mut self.prev_host, &mut self.feat_host);
         self.prev = Some(logf);
         salience.clear();
         salience.extend(sal.squeeze(0)?.to_vec1::<f32>()?);
@@ -96,8 +118,11 @@ impl ListenerV0 {
             None => logf.narrow(0, 0, 1)?,
         };
         let shifted = Tensor::cat(&[&prev, &logf.narrow(0, 0, frames - 1)?], 0)?;
-        let flux = (&logf - &shifted)?.relu()?.mean(D::Minus1)?.to_vec1::<f32>()?;
-        self.prev = Some(logf.narrow(0, frames - 1, 1)?);
+        let scale = 1.0 / (1.0 + LOG_GAIN).ln();
+        let flux = ((&logf - &shifted)?.relu()?.mean(D::Minus1)? * scale)?.to_vec1::<f32>()?;
+        let last = logf.narrow(0, frames - 1, 1)?;
+        self.prev_host = last.squeeze(0)?.to_vec1::<f32>()?;
+        self.prev = Some(last);
         let sal = sal.to_vec2::<f32>()?;
         let mut out: Vec<ListenerFrame> = sal.iter().zip(&flux).map(|(s, &f)| decide(s, f)).collect();
         if let Some(first) = out.first_mut() {

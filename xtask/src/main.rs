@@ -52,7 +52,10 @@ fn main() -> Result<()> {
         "gen-weights" => gen_weights(&root),
         "demo-vocal" => demo_vocal(&root),
         "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24)),
-        "bench" => run(Command::new("taskset").args(["-c", "0", "cargo", "bench", "--workspace", "--bench", "engine"]).env("RAYON_NUM_THREADS", "1")),
+        "bench" => {
+            run(Command::new("cargo").args(["bench", "--workspace", "--bench", "engine", "--", "audio"]).env("RAYON_NUM_THREADS", "1"))?;
+            run(Command::new("taskset").args(["-c", "0", "cargo", "bench", "--workspace", "--bench", "engine", "--", "core"]).env("RAYON_NUM_THREADS", "1"))
+        }
         "cuda-toolkit" => cuda::cuda_toolkit(&root).map(|p| println!("CUDA toolkit ready: {}", p.display())),
         "build-cuda" => cuda::build_cuda(&root, &rest),
         _ => bail!("{USAGE}"),

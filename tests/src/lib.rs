@@ -1,0 +1,837 @@
+//! Helpers shared by the integration tests in `tests/tests/`: where the built artifacts are,
+//! running child processes with a time limit, WAV and MIDI files, test signals, and a small
+//! pitch estimator for judging what the piano played.
+//!
+//! Nothing here fakes the product: the tests run the real bundles, binaries and hosts; these are
+//! only the measuring instruments.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+pub mod pitch;
+
+/// The workspace root (the folder with the root `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Cargo's target folder: `CARGO_TARGET_DIR` when set, else `<root>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let p = PathBuf::from(dir);
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        }
+        None => workspace_root().join("target"),
+    }
+}
+
+const BUNDLE_HINT: &str = "build them with `cargo xtask bundle hummingface --release` \
+     (and `cargo build --workspace --release` for the binaries)";
+
+/// The plugin bundles and binaries under test.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    /// `target/bundled/HummingFace.vst3` (a folder).
+    pub vst3: PathBuf,
+    /// `target/bundled/HummingFace.clap` (on Linux the shared library itself).
+    pub clap: PathBuf,
+    /// `target/release/hummingface`, the command-line renderer.
+    pub cli: PathBuf,
+    /// `target/release/hummingface-standalone`.
+    pub standalone: PathBuf,
+    /// Empty, or a warning that the bundles are older than the plugin library last built (so a
+    /// bundle-vs-CLI mismatch may only mean a stale bundle); tests append it to their failures.
+    pub stale_note: String,
+}
+
+impl Artifacts {
+    /// Finds every artifact or fails with a message saying how to build the missing ones.
+    /// `HUMMINGFACE_BUNDLE_DIR` overrides where the bundles are looked for (default
+    /// `target/bundled`).
+    pub fn locate() -> Result<Artifacts> {
+        let t = target_dir();
+        let bundled = std::env::var_os("HUMMINGFACE_BUNDLE_DIR")
+            .map_or_else(|| t.join("bundled"), PathBuf::from);
+        let mut a = Artifacts {
+            vst3: bundled.join("HummingFace.vst3"),
+            clap: bundled.join("HummingFace.clap"),
+            cli: t.join("release").join("hummingface"),
+            standalone: t.join("release").join("hummingface-standalone"),
+            stale_note: String::new(),
+        };
+        let missing: Vec<String> = [&a.vst3, &a.clap, &a.cli, &a.standalone]
+            .iter()
+            .filter(|p| !p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "missing build artifacts: {}; {BUNDLE_HINT}",
+                missing.join(", ")
+            );
+        }
+        // A bundle older than the plugin library it was made from tests stale code, and then
+        // differs from the CLI built with that library.
+        let lib = t.join("release").join("libhummingface.so");
+        let vst3_lib = a
+            .vst3
+            .join("Contents")
+            .join("x86_64-linux")
+            .join("HummingFace.so");
+        let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        if let Some(lib_t) = mtime(&lib) {
+            for bundle in [&a.clap, &vst3_lib] {
+                if mtime(bundle).is_some_and(|b| b + Duration::from_secs(2) < lib_t) {
+                    a.stale_note = format!(
+                        "\nNOTE: {} is older than {}: the bundle may be stale; {BUNDLE_HINT}",
+                        bundle.display(),
+                        lib.display()
+                    );
+                    eprintln!("warning: {}", a.stale_note.trim());
+                }
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// Path of the `hf-clap-host` binary built with this test crate.
+pub fn clap_host_bin() -> PathBuf {
+    // Set by cargo for integration tests of the package that owns the binary.
+    match option_env!("CARGO_BIN_EXE_hf-clap-host") {
+        Some(p) => PathBuf::from(p),
+        None => target_dir().join("release").join("hf-clap-host"),
+    }
+}
+
+/// A fresh scratch folder for one test: `target/hf-tests/<name>-<pid>`; left in place afterwards
+/// so a failure can be inspected.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = target_dir()
+        .join("hf-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("cannot create scratch folder");
+    dir
+}
+
+/// What a finished child process left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    /// Fails with the command's output unless it exited with status 0.
+    pub fn check(self, what: &str) -> Result<Finished> {
+        if !self.status.success() {
+            bail!(
+                "{what} failed ({}) after {:.1} s\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                describe_status(&self.status),
+                self.elapsed.as_secs_f64(),
+                tail(&self.stdout, 6000),
+                tail(&self.stderr, 6000)
+            );
+        }
+        Ok(self)
+    }
+}
+
+/// "exit status 3" / "killed by signal 15 (SIGTERM)".
+pub fn describe_status(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
+        _ => format!("{status}"),
+    }
+}
+
+fn signal_name(s: i32) -> &'static str {
+    match s {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        _ => "other",
+    }
+}
+
+/// The last `n` bytes of `s` (on a char boundary).
+pub fn tail(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut i = s.len() - n;
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+/// A running child whose stdout/stderr are drained by threads (so it never blocks on a full
+/// pipe) and which is killed if dropped while still running.
+pub struct Running {
+    pub child: Child,
+    out: Option<std::thread::JoinHandle<String>>,
+    err: Option<std::thread::JoinHandle<String>>,
+    started: Instant,
+    what: String,
+}
+
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<std::thread::JoinHandle<String>> {
+    r.map(|mut r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    })
+}
+
+impl Running {
+    /// Spawns `cmd` with piped stdout/stderr and no stdin.
+    pub fn spawn(cmd: &mut Command, what: &str) -> Result<Running> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {what}: {cmd:?}"))?;
+        let out = drain(child.stdout.take());
+        let err = drain(child.stderr.take());
+        Ok(Running {
+            child,
+            out,
+            err,
+            started: Instant::now(),
+            what: what.to_string(),
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `sig` to this child (only to it, by its pid).
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        // SAFETY: kill(2) with the pid of a child we spawned and have not reaped yet.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        if rc != 0 {
+            bail!(
+                "kill({}, {sig}) failed: {}",
+                self.pid(),
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout`; on timeout kills it (SIGKILL) and fails with what it printed.
+    pub fn wait(mut self, timeout: Duration) -> Result<Finished> {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stdout = self
+                    .out
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default();
+                let stderr = self
+                    .err
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default();
+                bail!(
+                    "{} did not finish within {:.0} s and was killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    self.what,
+                    timeout.as_secs_f64(),
+                    tail(&stdout, 4000),
+                    tail(&stderr, 4000)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout = self
+            .out
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let stderr = self
+            .err
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Ok(Finished {
+            status,
+            stdout,
+            stderr,
+            elapsed: self.started.elapsed(),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion with a time limit (killed after `timeout`).
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration, what: &str) -> Result<Finished> {
+    Running::spawn(cmd, what)?.wait(timeout)
+}
+
+/// Default limit for one child process in these tests.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A private X server (Xvfb) for GUI processes, stopped when dropped. Gives windowed programs
+/// (the standalone with its editor) a display on a headless machine.
+pub struct Xvfb {
+    /// `:N`, for `DISPLAY`.
+    pub display: String,
+    proc: Option<Running>,
+}
+
+impl Xvfb {
+    /// Starts `Xvfb :N` on a free display number; `None` when Xvfb is not installed.
+    pub fn start() -> Result<Option<Xvfb>> {
+        let bin = Path::new("/usr/bin/Xvfb");
+        if !bin.exists() {
+            return Ok(None);
+        }
+        let base = 100 + (std::process::id() % 800);
+        for n in base..base + 50 {
+            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+            let lock = PathBuf::from(format!("/tmp/.X{n}-lock"));
+            if socket.exists() || lock.exists() {
+                continue;
+            }
+            let mut cmd = Command::new(bin);
+            cmd.args([
+                format!(":{n}").as_str(),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ]);
+            let mut proc = Running::spawn(&mut cmd, "Xvfb")?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && proc.alive() && !socket.exists() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if socket.exists() && proc.alive() {
+                return Ok(Some(Xvfb {
+                    display: format!(":{n}"),
+                    proc: Some(proc),
+                }));
+            }
+            let _ = proc.signal(libc::SIGTERM);
+            let _ = proc.wait(Duration::from_secs(5));
+        }
+        bail!("could not start Xvfb on any display from :{base}")
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        if let Some(p) = self.proc.take() {
+            let _ = p.signal(libc::SIGTERM);
+            let _ = p.wait(Duration::from_secs(10));
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Audio files
+// ----------------------------------------------------------------------------------------------
+
+/// Per-channel samples plus rate.
+#[derive(Debug, Clone)]
+pub struct Audio {
+    /// `[channel][sample]`.
+    pub channels: Vec<Vec<f32>>,
+    pub sample_rate: u32,
+}
+
+impl Audio {
+    pub fn len(&self) -> usize {
+        self.channels.first().map_or(0, Vec::len)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Mean of the channels.
+    pub fn mono(&self) -> Vec<f32> {
+        let n = self.channels.len().max(1) as f32;
+        (0..self.len())
+            .map(|i| self.channels.iter().map(|c| c[i]).sum::<f32>() / n)
+            .collect()
+    }
+}
+
+pub fn read_wav(path: &Path) -> Result<Audio> {
+    let mut reader = hound::WavReader::open(path)
+        .with_context(|| format!("cannot open WAV {}", path.display()))?;
+    let spec = reader.spec();
+    let ch = spec.channels as usize;
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let mut channels = vec![Vec::with_capacity(interleaved.len() / ch.max(1)); ch];
+    for frame in interleaved.chunks_exact(ch) {
+        for (c, s) in frame.iter().enumerate() {
+            channels[c].push(*s);
+        }
+    }
+    Ok(Audio {
+        channels,
+        sample_rate: spec.sample_rate,
+    })
+}
+
+/// Writes 32-bit float WAV.
+pub fn write_wav(path: &Path, channels: &[Vec<f32>], sample_rate: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(path, spec)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    for i in 0..channels.first().map_or(0, Vec::len) {
+        for c in channels {
+            w.write_sample(c[i])?;
+        }
+    }
+    w.finalize()?;
+    Ok(())
+}
+
+/// A sung note from the runtime's formant [`Singer`](hummingface_runtime::Singer): `midi` pitch
+/// on an open "a" vowel from `start_s` for `dur_s` seconds, in `total_s` seconds of mono audio.
+pub fn sung_note(midi: f32, start_s: f32, dur_s: f32, total_s: f32, sample_rate: u32) -> Vec<f32> {
+    use hummingface_runtime::{Singer, SungNote, Vowel};
+    let note = SungNote {
+        start_s,
+        dur_s,
+        midi,
+        vowel: Vowel::A,
+        level: 0.5,
+        consonant: false,
+    };
+    Singer::default().render(&[note], sample_rate as f32, total_s)
+}
+
+/// A sung melody (several notes, with rests) for note-event tests: (midi, start_s, dur_s).
+pub fn sung_melody(notes: &[(f32, f32, f32)], total_s: f32, sample_rate: u32) -> Vec<f32> {
+    use hummingface_runtime::{Singer, SungNote, Vowel};
+    let notes: Vec<SungNote> = notes
+        .iter()
+        .enumerate()
+        .map(|(i, &(midi, start_s, dur_s))| SungNote {
+            start_s,
+            dur_s,
+            midi,
+            vowel: if i % 2 == 0 { Vowel::A } else { Vowel::O },
+            level: 0.5,
+            consonant: i % 2 == 1,
+        })
+        .collect();
+    Singer::default().render(&notes, sample_rate as f32, total_s)
+}
+
+/// RMS of a slice.
+pub fn rms(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    (x.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / x.len() as f64).sqrt() as f32
+}
+
+/// Max |a[i] - b[i]| over the common length.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Largest normalised cross-correlation of `a` against `b` shifted by any lag in `lags`
+/// (`a[i]` vs `b[i - lag]`): 1 = `a` is a scaled, delayed copy of `b`.
+pub fn max_normalised_xcorr(
+    a: &[f32],
+    b: &[f32],
+    lags: std::ops::RangeInclusive<usize>,
+) -> (f32, usize) {
+    let mut best = (0.0f32, 0usize);
+    for lag in lags {
+        if lag >= a.len() {
+            break;
+        }
+        let n = (a.len() - lag).min(b.len());
+        let (aa, bb) = (&a[lag..lag + n], &b[..n]);
+        let dot: f64 = aa.iter().zip(bb).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let ea: f64 = aa.iter().map(|x| (*x as f64).powi(2)).sum();
+        let eb: f64 = bb.iter().map(|x| (*x as f64).powi(2)).sum();
+        if ea > 0.0 && eb > 0.0 {
+            let c = (dot / (ea * eb).sqrt()).abs() as f32;
+            if c > best.0 {
+                best = (c, lag);
+            }
+        }
+    }
+    best
+}
+
+// ----------------------------------------------------------------------------------------------
+// MIDI files
+// ----------------------------------------------------------------------------------------------
+
+/// A note read back from a Standard MIDI File.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MidiNote {
+    pub key: u8,
+    pub velocity: u8,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// Reads every note (on → matching off, or on with velocity 0) of every track, honouring tempo
+/// changes; notes still held at the end close at the last event.
+pub fn read_midi_notes(path: &Path) -> Result<Vec<MidiNote>> {
+    use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let smf =
+        Smf::parse(&bytes).map_err(|e| anyhow!("{}: not a MIDI file: {e}", path.display()))?;
+    let tpq = match smf.header.timing {
+        Timing::Metrical(t) => t.as_int() as f64,
+        Timing::Timecode(..) => bail!("{}: SMPTE timing not supported", path.display()),
+    };
+    // Merge all tracks' events on absolute ticks, then walk with the tempo map.
+    let mut events = Vec::new();
+    for track in &smf.tracks {
+        let mut tick = 0u64;
+        for ev in track {
+            tick += ev.delta.as_int() as u64;
+            events.push((tick, ev.kind));
+        }
+    }
+    events.sort_by_key(|e| e.0);
+    let mut tempo = 500_000.0f64; // µs per quarter
+    let (mut last_tick, mut secs) = (0u64, 0.0f64);
+    let mut open: Vec<(u8, u8, u8, f64)> = Vec::new(); // channel, key, vel, start
+    let mut notes = Vec::new();
+    for (tick, kind) in events {
+        secs += (tick - last_tick) as f64 / tpq * tempo / 1e6;
+        last_tick = tick;
+        match kind {
+            TrackEventKind::Meta(MetaMessage::Tempo(t)) => tempo = t.as_int() as f64,
+            TrackEventKind::Midi { channel, message } => {
+                let ch = channel.as_int();
+                let (key, vel, on) = match message {
+                    MidiMessage::NoteOn { key, vel } => {
+                        (key.as_int(), vel.as_int(), vel.as_int() > 0)
+                    }
+                    MidiMessage::NoteOff { key, vel } => (key.as_int(), vel.as_int(), false),
+                    _ => continue,
+                };
+                if on {
+                    open.push((ch, key, vel, secs));
+                } else if let Some(i) = open.iter().position(|o| o.0 == ch && o.1 == key) {
+                    let (_, k, v, s) = open.remove(i);
+                    notes.push(MidiNote {
+                        key: k,
+                        velocity: v,
+                        start_s: s,
+                        end_s: secs,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    for (_, k, v, s) in open {
+        notes.push(MidiNote {
+            key: k,
+            velocity: v,
+            start_s: s,
+            end_s: secs,
+        });
+    }
+    notes.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.key.cmp(&b.key)));
+    Ok(notes)
+}
+
+// ----------------------------------------------------------------------------------------------
+// Python venv with pedalboard
+// ----------------------------------------------------------------------------------------------
+
+/// `<root>/.venv/bin/python`, creating the venv with `tests/hosts/setup_venv.sh` first if it does
+/// not import pedalboard yet. Serialised across test processes with a lock file.
+pub fn pedalboard_python() -> Result<PathBuf> {
+    let root = workspace_root();
+    let python = root.join(".venv").join("bin").join("python");
+    let ready = |py: &Path| {
+        py.exists()
+            && Command::new(py)
+                .args(["-c", "import pedalboard, numpy, soundfile"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+    };
+    if ready(&python) {
+        return Ok(python);
+    }
+    let lock_path = target_dir().join("hf-tests").join("venv.lock");
+    fs::create_dir_all(lock_path.parent().unwrap())?;
+    let lock = fs::File::create(&lock_path)?;
+    // SAFETY: flock on a file descriptor we own; released when `lock` is closed.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::flock(lock.as_raw_fd(), libc::LOCK_EX);
+    }
+    if !ready(&python) {
+        let script = root.join("tests").join("hosts").join("setup_venv.sh");
+        run_with_timeout(
+            Command::new("bash").arg(&script),
+            Duration::from_secs(600),
+            "setup_venv.sh",
+        )?
+        .check("tests/hosts/setup_venv.sh")?;
+    }
+    drop(lock);
+    if !ready(&python) {
+        bail!(
+            "{} still cannot import pedalboard after setup_venv.sh",
+            python.display()
+        );
+    }
+    Ok(python)
+}
+
+/// Runs `tests/hosts/pedalboard_host.py` and returns its JSON report.
+pub fn run_pedalboard(
+    plugin: &Path,
+    input: &Path,
+    output: &Path,
+    extra: &[&str],
+) -> Result<serde_json::Value> {
+    let python = pedalboard_python()?;
+    let script = workspace_root()
+        .join("tests")
+        .join("hosts")
+        .join("pedalboard_host.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
+        .arg(plugin)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(extra);
+    let done = run_with_timeout(&mut cmd, CHILD_TIMEOUT, "pedalboard_host.py")?
+        .check("pedalboard_host.py")?;
+    parse_last_json(&done.stdout)
+        .with_context(|| format!("pedalboard_host.py stderr:\n{}", tail(&done.stderr, 4000)))
+}
+
+/// Runs `hf-clap-host` with `--json` and returns its report.
+pub fn run_clap_host(
+    plugin: &Path,
+    input: &Path,
+    output: &Path,
+    extra: &[&str],
+) -> Result<serde_json::Value> {
+    let mut cmd = Command::new(clap_host_bin());
+    cmd.arg(plugin)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .arg("--json")
+        .args(extra);
+    let done = run_with_timeout(&mut cmd, CHILD_TIMEOUT, "hf-clap-host")?.check("hf-clap-host")?;
+    parse_last_json(&done.stdout)
+        .with_context(|| format!("hf-clap-host stderr:\n{}", tail(&done.stderr, 4000)))
+}
+
+/// The last line of `stdout` that parses as a JSON object.
+pub fn parse_last_json(stdout: &str) -> Result<serde_json::Value> {
+    stdout
+        .lines()
+        .rev()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .ok_or_else(|| anyhow!("no JSON object in output:\n{}", tail(stdout, 4000)))
+}
+
+/// The parameter names a host reported, lower-cased.
+pub fn param_names(report: &serde_json::Value) -> Vec<String> {
+    report["params"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().or_else(|| p["name"].as_str()))
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The knobs every host must see.
+pub const REQUIRED_PARAMS: [&str; 6] = ["mix", "gain", "transpose", "key", "scale", "sensitivity"];
+
+/// Fails unless every name in [`REQUIRED_PARAMS`] is a parameter name (or a word of one).
+pub fn check_required_params(host: &str, names: &[String]) -> Result<()> {
+    let missing: Vec<&str> = REQUIRED_PARAMS
+        .iter()
+        .copied()
+        .filter(|want| {
+            !names
+                .iter()
+                .any(|n| n == want || n.split_whitespace().any(|w| w == *want))
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!("{host} lists no parameter for {missing:?}; it lists {names:?}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_notes_back_from_a_midi_file() {
+        use midly::num::{u15, u24, u28, u4, u7};
+        use midly::{
+            Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind,
+        };
+        let ev = |delta: u32, kind| TrackEvent {
+            delta: u28::new(delta),
+            kind,
+        };
+        let on = |key: u8, vel: u8| TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: MidiMessage::NoteOn {
+                key: u7::new(key),
+                vel: u7::new(vel),
+            },
+        };
+        let off = |key: u8| TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: MidiMessage::NoteOff {
+                key: u7::new(key),
+                vel: u7::new(0),
+            },
+        };
+        // 120 bpm, 480 tpq: 960 ticks per second. Then 60 bpm from 2 s on: 480 ticks per second.
+        let track = vec![
+            ev(
+                0,
+                TrackEventKind::Meta(MetaMessage::Tempo(u24::new(500_000))),
+            ),
+            ev(480, on(57, 100)), // 0.5 s
+            ev(480, off(57)),     // 1.0 s
+            ev(480, on(60, 64)),  // 1.5 s
+            ev(
+                480,
+                TrackEventKind::Meta(MetaMessage::Tempo(u24::new(1_000_000))),
+            ), // 2.0 s
+            ev(240, on(60, 0)),   // 2.5 s: note-on with velocity 0 ends the note
+            ev(0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
+        ];
+        let smf = Smf {
+            header: Header {
+                format: Format::SingleTrack,
+                timing: Timing::Metrical(u15::new(480)),
+            },
+            tracks: vec![track],
+        };
+        let dir = scratch_dir("midi-reader");
+        let path = dir.join("t.mid");
+        smf.save(&path).unwrap();
+        let notes = read_midi_notes(&path).unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert_eq!((notes[0].key, notes[0].velocity), (57, 100));
+        assert!(
+            (notes[0].start_s - 0.5).abs() < 1e-9 && (notes[0].end_s - 1.0).abs() < 1e-9,
+            "{notes:?}"
+        );
+        assert_eq!(notes[1].key, 60);
+        assert!(
+            (notes[1].start_s - 1.5).abs() < 1e-9 && (notes[1].end_s - 2.5).abs() < 1e-9,
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn required_params_match_whole_words() {
+        let names: Vec<String> = [
+            "sensitivity",
+            "key",
+            "scale",
+            "transpose",
+            "mix",
+            "output gain",
+        ]
+        .map(String::from)
+        .to_vec();
+        check_required_params("t", &names).unwrap();
+        let names: Vec<String> = [
+            "sensitivity",
+            "keyboard",
+            "scale",
+            "transpose",
+            "mix",
+            "gain",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert!(check_required_params("t", &names).is_err());
+    }
+}

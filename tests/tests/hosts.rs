@@ -1,0 +1,919 @@
+//! HummingFace in real hosts: pedalboard (JUCE) for the VST3, our clack-based `hf-clap-host` for
+//! the CLAP, the `hummingface` CLI, and the standalone binary on the dummy and JACK backends.
+//!
+//! Needs the bundles and release binaries:
+//!     cargo build --workspace --release && cargo xtask bundle hummingface --release
+//! and the Python venv with pedalboard (made on first use by tests/hosts/setup_venv.sh).
+//! Run: cargo nextest run --release -p hummingface-tests
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hummingface_tests::pitch::dominant_fundamental;
+use hummingface_tests::*;
+
+/// Sample rate of the test signals (a common DAW rate that is not the CLI demo's 44.1 kHz).
+const SR: u32 = 48_000;
+/// A3, the sung and expected note.
+const A3: f32 = 57.0;
+
+fn artifacts() -> Artifacts {
+    Artifacts::locate().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Writes the sung A3 test vocal: 3 s, the note from 0.3 s to 2.5 s. Returns its path.
+fn sung_a3_wav(dir: &Path) -> PathBuf {
+    let path = dir.join("sung_a3.wav");
+    let x = sung_note(A3, 0.3, 2.2, 3.0, SR);
+    assert!(
+        rms(&x) > 0.01,
+        "the Singer produced (almost) silence: rms {}",
+        rms(&x)
+    );
+    write_wav(&path, &[x], SR).unwrap();
+    path
+}
+
+/// Writes a short sung melody (A3 C4 E4 D4 with rests and consonants) for the exactness tests.
+fn sung_melody_wav(dir: &Path) -> PathBuf {
+    let path = dir.join("sung_melody.wav");
+    let x = sung_melody(
+        &[
+            (57.0, 0.25, 0.7),
+            (60.0, 1.1, 0.5),
+            (64.0, 1.75, 0.6),
+            (62.0, 2.6, 0.9),
+        ],
+        4.0,
+        SR,
+    );
+    write_wav(&path, &[x], SR).unwrap();
+    path
+}
+
+/// Asserts that `out` (a host's rendering of the sung A3) is a piano playing A3: finite, loud
+/// enough, not the dry vocal (at any lag up to `latency` + 50 ms), and its dominant fundamental
+/// is A3.
+fn assert_plays_a3(host: &str, out: &Audio, input: &Audio, latency: usize) {
+    assert_eq!(
+        out.sample_rate, input.sample_rate,
+        "{host}: output rate differs from input rate"
+    );
+    for (c, ch) in out.channels.iter().enumerate() {
+        assert!(
+            ch.iter().all(|v| v.is_finite()),
+            "{host}: channel {c} has NaN/inf samples"
+        );
+        let peak = ch.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(
+            peak <= 4.0,
+            "{host}: channel {c} peaks at {peak}, a broken mix or gain"
+        );
+    }
+    let mono = out.mono();
+    let level = rms(&mono);
+    assert!(
+        level > 1e-3,
+        "{host}: output is (nearly) silent, rms {level:.2e}; no piano was played"
+    );
+
+    // Not the dry vocal passed through (mix defaults to 1 = piano only): the output must not be
+    // a scaled, delayed copy of the input at any lag up to the latency + 50 ms.
+    let dry = input.mono();
+    let (xc, lag) = max_normalised_xcorr(&mono, &dry, 0..=latency + SR as usize / 20);
+    assert!(
+        xc < 0.6,
+        "{host}: the output correlates {xc:.3} with the dry vocal at lag {lag}: it sounds like the vocal, not a piano"
+    );
+
+    let p = dominant_fundamental(&mono, out.sample_rate)
+        .unwrap_or_else(|| panic!("{host}: no pitch found in the output (rms {level:.3e})"));
+    eprintln!(
+        "{host}: dominant fundamental {:.1} Hz = midi {:.2}, evidence {p:?}",
+        p.f0_hz, p.midi
+    );
+    assert!(
+        (p.midi - A3 as f64).abs() < 0.5,
+        "{host}: the piano's dominant fundamental is {:.1} Hz (midi {:.2}), expected A3 = 220 Hz (midi 57); {p:?}",
+        p.f0_hz,
+        p.midi
+    );
+}
+
+fn report_u64(r: &serde_json::Value, key: &str, who: &str) -> u64 {
+    r[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{who} report has no integer {key:?}: {r}"))
+}
+
+/// Runs `hummingface render` with `--json` (plus `extra`) and returns its report.
+fn run_cli(a: &Artifacts, input: &Path, output: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut cmd = Command::new(&a.cli);
+    cmd.arg("render")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .arg("--json")
+        .args(extra);
+    let done = run_with_timeout(&mut cmd, CHILD_TIMEOUT, "hummingface render")
+        .and_then(|d| d.check("hummingface render"))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    parse_last_json(&done.stdout).unwrap_or_else(|e| panic!("hummingface render --json: {e:#}"))
+}
+
+// ------------------------------------------------------------------------------------------------
+// (a) artifacts
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn bundles_and_binaries_are_built() {
+    let a = artifacts();
+    assert!(
+        a.vst3.is_dir(),
+        "{} should be a VST3 bundle folder",
+        a.vst3.display()
+    );
+    let vst3_lib = a
+        .vst3
+        .join("Contents")
+        .join("x86_64-linux")
+        .join("HummingFace.so");
+    assert!(
+        vst3_lib.is_file(),
+        "the VST3 bundle lacks its library {}",
+        vst3_lib.display()
+    );
+    assert!(
+        a.clap.is_file(),
+        "{} should be the CLAP library file",
+        a.clap.display()
+    );
+    for bin in [&a.cli, &a.standalone, &clap_host_bin()] {
+        let meta = std::fs::metadata(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            meta.permissions().mode() & 0o111 != 0,
+            "{} is not executable",
+            bin.display()
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// (b) the sung A3 comes out as a piano A3, in both plugin formats, in real hosts
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn vst3_in_pedalboard_plays_the_sung_a3() {
+    let a = artifacts();
+    let dir = scratch_dir("pedalboard-a3");
+    let input = sung_a3_wav(&dir);
+    let output = dir.join("pedalboard_out.wav");
+    let report = run_pedalboard(&a.vst3, &input, &output, &[]).unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("pedalboard report: {report}");
+
+    check_required_params("pedalboard (VST3)", &param_names(&report))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let latency = report["latency"].as_u64();
+    if let Some(l) = latency {
+        assert!(
+            l > 0,
+            "the VST3 reports zero latency; an STFT engine with lookahead cannot have none"
+        );
+    }
+    let inp = read_wav(&input).unwrap();
+    let out = read_wav(&output).unwrap();
+    assert_eq!(
+        out.len(),
+        inp.len(),
+        "pedalboard returned {} samples for {} in",
+        out.len(),
+        inp.len()
+    );
+    assert_plays_a3(
+        "VST3 in pedalboard",
+        &out,
+        &inp,
+        latency.unwrap_or(0) as usize,
+    );
+}
+
+#[test]
+fn clap_in_clack_host_plays_the_sung_a3() {
+    let a = artifacts();
+    let dir = scratch_dir("clap-a3");
+    let input = sung_a3_wav(&dir);
+    let output = dir.join("clap_out.wav");
+    let report = run_clap_host(
+        &a.clap,
+        &input,
+        &output,
+        &["--offline", "--block", "512", "--rate-check"],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("hf-clap-host report: {report}");
+
+    check_required_params("hf-clap-host (CLAP)", &param_names(&report))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let latency = report_u64(&report, "latency_samples", "hf-clap-host");
+    assert!(
+        latency > 0,
+        "the CLAP reports zero latency; an STFT engine with lookahead cannot have none"
+    );
+    assert!(
+        (latency as f64) < 0.5 * SR as f64,
+        "the CLAP reports {latency} samples of latency (over 500 ms)"
+    );
+    assert_eq!(
+        report_u64(&report, "sample_rate", "hf-clap-host"),
+        SR as u64
+    );
+
+    // The latency is recomputed for every rate: it must stay about the same in milliseconds
+    // (same lookahead and hop in time), so it scales with the rate in samples.
+    let rates = report["rate_check"].as_array().expect("rate_check list");
+    let ms: Vec<(f64, f64)> = rates
+        .iter()
+        .map(|r| {
+            (
+                r["sample_rate"].as_f64().unwrap(),
+                r["latency_ms"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    eprintln!("latency (Hz, ms) per rate: {ms:?}");
+    let at_sr = ms
+        .iter()
+        .find(|r| r.0 == SR as f64)
+        .expect("rate check includes the file rate")
+        .1;
+    assert!(
+        (at_sr - latency as f64 * 1000.0 / SR as f64).abs() < 1e-6,
+        "latency at {SR} Hz differs between two activations"
+    );
+    for &(rate, l) in &ms {
+        assert!(l > 0.0, "zero latency at {rate} Hz");
+        assert!(
+            (l - at_sr).abs() <= 0.25 * at_sr + 2.0,
+            "latency at {rate} Hz is {l:.2} ms but {at_sr:.2} ms at {SR} Hz: not recomputed for the rate?"
+        );
+    }
+
+    let inp = read_wav(&input).unwrap();
+    let out = read_wav(&output).unwrap();
+    assert_eq!(out.len(), inp.len());
+    // Host output is delayed by the reported latency: judge the part that corresponds to input.
+    let aligned = Audio {
+        channels: out
+            .channels
+            .iter()
+            .map(|c| c[latency as usize..].to_vec())
+            .collect(),
+        sample_rate: out.sample_rate,
+    };
+    assert_plays_a3("CLAP in hf-clap-host", &aligned, &inp, 0);
+}
+
+#[test]
+fn clap_realtime_paced_like_an_audio_device_plays_the_sung_a3() {
+    // Real-time mode (no render extension call), one 512-frame block every 10.7 ms as an audio
+    // device would ask: the engine never waits here, so this is the path a live DAW uses.
+    let a = artifacts();
+    let dir = scratch_dir("clap-realtime");
+    let input = sung_a3_wav(&dir);
+    let output = dir.join("clap_rt_out.wav");
+    let report = run_clap_host(&a.clap, &input, &output, &["--pace", "--block", "512"])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(report["render_mode"], "realtime");
+    let latency = report_u64(&report, "latency_samples", "hf-clap-host") as usize;
+    let blocks = report_u64(&report, "blocks", "hf-clap-host");
+    let late = report_u64(&report, "late_blocks", "hf-clap-host");
+    eprintln!(
+        "real-time run: latency {latency}, {late} of {blocks} blocks past their deadline, rtf {}",
+        report["realtime_factor"]
+    );
+    // process() must return well inside its block's time; a few late wake-ups on a busy
+    // 2-core machine are the scheduler's, not the plugin's.
+    assert!(
+        late * 20 <= blocks,
+        "{late} of {blocks} process calls overran their real-time slot"
+    );
+    let inp = read_wav(&input).unwrap();
+    let out = read_wav(&output).unwrap();
+    let aligned = Audio {
+        channels: out
+            .channels
+            .iter()
+            .map(|c| c[latency.min(c.len())..].to_vec())
+            .collect(),
+        sample_rate: out.sample_rate,
+    };
+    assert_plays_a3("CLAP in hf-clap-host, real time", &aligned, &inp, 0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The reported latency is exact: with the mix fully dry, the output is the input delayed by
+// exactly the reported latency (the dry path is delayed to line up with the piano).
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn clap_dry_mix_is_the_input_delayed_by_exactly_the_reported_latency() {
+    let a = artifacts();
+    let dir = scratch_dir("clap-dry");
+    let input = sung_a3_wav(&dir);
+    let output = dir.join("clap_dry.wav");
+    // Mix is 0..1 in CLAP plain values (nice-plug exposes continuous parameters normalised);
+    // set before activation through clap_plugin_params.flush, so no smoothing from the default.
+    let report = run_clap_host(&a.clap, &input, &output, &["--offline", "--param", "Mix=0"])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let mix = report["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Mix")
+        .expect("a Mix parameter");
+    assert_eq!(
+        mix["value"].as_f64(),
+        Some(0.0),
+        "--param Mix=0 did not take: {mix}"
+    );
+    let latency = report_u64(&report, "latency_samples", "hf-clap-host") as usize;
+    let inp = read_wav(&input).unwrap();
+    let out = read_wav(&output).unwrap();
+    for (c, ch) in out.channels.iter().enumerate() {
+        let d = max_abs_diff(&ch[latency..], &inp.channels[0]);
+        assert!(d <= 1e-6, "channel {c}: dry output is not the input delayed by {latency} samples (max diff {d:.3e})");
+        let head = ch[..latency].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(
+            head <= 1e-6,
+            "channel {c}: output before the latency is not silent ({head:.3e})"
+        );
+        // And not at any neighbouring delay: the onset must land exactly.
+        for off in [latency - 1, latency + 1] {
+            let d = max_abs_diff(&ch[off..], &inp.channels[0]);
+            assert!(
+                d > 1e-3,
+                "channel {c}: dry output also matches at delay {off}; test signal too smooth"
+            );
+        }
+    }
+}
+
+#[test]
+fn vst3_dry_mix_in_pedalboard_is_the_input() {
+    // pedalboard compensates the reported latency, so a dry mix must give back the input itself;
+    // any error in the reported latency shows up as a shift.
+    let a = artifacts();
+    let dir = scratch_dir("pedalboard-dry");
+    let input = sung_a3_wav(&dir);
+    let output = dir.join("pedalboard_dry.wav");
+    let report = run_pedalboard(
+        &a.vst3,
+        &input,
+        &output,
+        &["--param", "mix=0", "--no-params"],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let latency = report["latency"].as_u64();
+    let inp = read_wav(&input).unwrap();
+    let out = read_wav(&output).unwrap();
+    let d0 = max_abs_diff(&out.channels[0], &inp.channels[0]);
+    let (xc, lag) = max_normalised_xcorr(&out.channels[0], &inp.channels[0], 0..=4800);
+    assert!(
+        d0 <= 1e-6,
+        "the dry VST3 output in pedalboard is not the input (max diff {d0:.3e}; best match at lag {lag}, \
+         correlation {xc:.4}; reported latency {latency:?})"
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Host failure paths: a clear message and a non-zero exit, never a hang or a crash.
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn clap_host_fails_cleanly_on_bad_arguments() {
+    let dir = scratch_dir("clap-host-errors");
+    let wav = dir.join("in.wav");
+    write_wav(&wav, &[vec![0.0; 4800]], SR).unwrap();
+    let out = dir.join("out.wav");
+    let not_a_plugin = dir.join("not_a_plugin.clap");
+    std::fs::write(&not_a_plugin, b"this is not a shared library").unwrap();
+    let cases: Vec<(&str, Vec<std::ffi::OsString>)> = vec![
+        (
+            "missing plugin",
+            vec![
+                dir.join("nope.clap").into(),
+                "--input".into(),
+                wav.clone().into(),
+                "--output".into(),
+                out.clone().into(),
+            ],
+        ),
+        (
+            "not a plugin",
+            vec![
+                not_a_plugin.into(),
+                "--input".into(),
+                wav.clone().into(),
+                "--output".into(),
+                out.clone().into(),
+            ],
+        ),
+        (
+            "block 0",
+            vec![
+                dir.join("nope.clap").into(),
+                "--input".into(),
+                wav.into(),
+                "--output".into(),
+                out.clone().into(),
+                "--block".into(),
+                "0".into(),
+            ],
+        ),
+        (
+            "missing input",
+            vec![
+                dir.join("nope.clap").into(),
+                "--input".into(),
+                dir.join("none.wav").into(),
+                "--output".into(),
+                out.into(),
+            ],
+        ),
+    ];
+    for (what, args) in cases {
+        let done = run_with_timeout(
+            Command::new(clap_host_bin()).args(&args),
+            Duration::from_secs(30),
+            "hf-clap-host",
+        )
+        .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        assert_eq!(
+            done.status.code(),
+            Some(1),
+            "{what}: expected exit 1, got {}\n{}",
+            describe_status(&done.status),
+            done.stderr
+        );
+        assert!(
+            done.stderr.contains("hf-clap-host: error:"),
+            "{what}: no error message on stderr:\n{}",
+            done.stderr
+        );
+        eprintln!("{what}: {}", done.stderr.trim());
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// (c) an offline bounce in a host equals the CLI render
+// ------------------------------------------------------------------------------------------------
+
+/// Finds how `host` (a host's output, possibly not latency-compensated) lines up with `cli`
+/// (latency removed): returns (shift, max abs diff) for shift 0 and shift `latency`
+/// (`host[i + shift]` vs `cli[i]`), compared over the samples both cover.
+fn aligned_diffs(host: &[f32], cli: &[f32], latency: usize) -> Vec<(usize, f32, usize)> {
+    let mut v = Vec::new();
+    for shift in [0, latency] {
+        if shift >= host.len() {
+            continue;
+        }
+        let h = &host[shift..];
+        let n = h.len().min(cli.len());
+        let first_bad = h[..n]
+            .iter()
+            .zip(&cli[..n])
+            .position(|(a, b)| (a - b).abs() > 1e-4)
+            .unwrap_or(n);
+        v.push((shift, max_abs_diff(&h[..n], &cli[..n]), first_bad));
+    }
+    v
+}
+
+#[test]
+fn vst3_offline_render_in_pedalboard_equals_cli_render() {
+    let a = artifacts();
+    let dir = scratch_dir("pedalboard-vs-cli");
+    let input = sung_melody_wav(&dir);
+    let pb_out = dir.join("pedalboard_out.wav");
+    let cli_out = dir.join("cli_out.wav");
+
+    let cli = run_cli(&a, &input, &cli_out, &[]);
+    let cli_latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
+    // An odd buffer size: the engine works hop by hop, so the host's blocks must not matter.
+    let pb = run_pedalboard(
+        &a.vst3,
+        &input,
+        &pb_out,
+        &["--buffer-size", "1000", "--no-params"],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("cli: {cli}\npedalboard: {pb}");
+
+    let pb_latency = pb["latency"].as_u64();
+    if let Some(l) = pb_latency {
+        assert_eq!(
+            l as usize, cli_latency,
+            "the VST3 reports {l} samples of latency, the CLI {cli_latency}"
+        );
+    }
+
+    let c = read_wav(&cli_out).unwrap();
+    let p = read_wav(&pb_out).unwrap();
+    let inp = read_wav(&input).unwrap();
+    assert_eq!(
+        c.len(),
+        inp.len(),
+        "the CLI output length differs from the input's"
+    );
+    assert_eq!(
+        c.channels.len(),
+        p.channels.len(),
+        "channel counts differ: CLI {} vs VST3 {}",
+        c.channels.len(),
+        p.channels.len()
+    );
+    assert!(
+        rms(&c.mono()) > 1e-3,
+        "the CLI render is silent: nothing to compare"
+    );
+
+    for ch in 0..c.channels.len() {
+        let diffs = aligned_diffs(&p.channels[ch], &c.channels[ch], cli_latency);
+        eprintln!("channel {ch}: (shift, max |diff|, first sample over 1e-4) = {diffs:?}");
+        let ok = diffs.iter().find(|d| d.1 <= 1e-4);
+        let (shift, diff, _) = *ok.unwrap_or_else(|| {
+            panic!(
+                "channel {ch}: the VST3 offline render differs from the CLI render by more than 1e-4 \
+                 both as is and shifted by the latency ({cli_latency} samples): {diffs:?}{}",
+                a.stale_note
+            )
+        });
+        // Compensated (shift 0) or not (shift = latency): the alignment must be the reported one.
+        assert!(shift == 0 || shift == cli_latency);
+        eprintln!(
+            "channel {ch}: equal within {diff:.2e} at shift {shift} ({})",
+            if shift == 0 {
+                "pedalboard compensated the reported latency"
+            } else {
+                "pedalboard did not compensate the latency"
+            }
+        );
+        let compared = c.len() - shift;
+        assert!(compared >= c.len() / 2, "only {compared} samples compared");
+    }
+}
+
+#[test]
+fn clap_offline_render_equals_cli_render_and_ignores_block_size() {
+    let a = artifacts();
+    let dir = scratch_dir("clap-vs-cli");
+    let input = sung_melody_wav(&dir);
+    let cli_out = dir.join("cli_out.wav");
+    let cli = run_cli(&a, &input, &cli_out, &[]);
+    let latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
+    let c = read_wav(&cli_out).unwrap();
+
+    let mut outs = Vec::new();
+    for block in ["64", "517", "2048"] {
+        let out = dir.join(format!("clap_block{block}.wav"));
+        let r = run_clap_host(
+            &a.clap,
+            &input,
+            &out,
+            &["--offline", "--flush", "--block", block],
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            report_u64(&r, "latency_samples", "hf-clap-host") as usize,
+            latency,
+            "CLAP and CLI latency differ"
+        );
+        let o = read_wav(&out).unwrap();
+        assert_eq!(
+            o.len(),
+            c.len() + latency,
+            "--flush output should be input + latency long"
+        );
+        outs.push((block, o));
+    }
+    for ch in 0..c.channels.len().min(outs[0].1.channels.len()) {
+        for (block, o) in &outs {
+            let host = &o.channels[ch][latency..];
+            let d = max_abs_diff(host, &c.channels[ch]);
+            assert!(
+                d <= 1e-4,
+                "channel {ch}: CLAP offline render (block {block}) minus its latency differs from the CLI render by {d:.3e}, \
+                 first at sample {}{}",
+                host.iter().zip(&c.channels[ch]).position(|(x, y)| (x - y).abs() > 1e-4).unwrap_or(0),
+                a.stale_note
+            );
+        }
+        let d = max_abs_diff(&outs[0].1.channels[ch], &outs[2].1.channels[ch]);
+        assert!(
+            d <= 1e-6,
+            "channel {ch}: offline renders with blocks 64 and 2048 differ by {d:.3e}"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// (d) the standalone runs and stops cleanly
+// ------------------------------------------------------------------------------------------------
+
+/// Lines of `stderr` that report a panic or a failure to run.
+fn trouble_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("panicked")
+                || l.contains("could not")
+                || l.contains("failed")
+                || l.contains("aborting")
+        })
+        .collect()
+}
+
+/// Starts the standalone with `args`, checks it is still running after `run_for`, sends `sig`
+/// and checks it ends without a panic: exit 0, or (SIGTERM only, which nice-plug does not trap)
+/// killed by that signal. Returns its stderr.
+fn run_standalone(
+    a: &Artifacts,
+    args: &[&str],
+    env: &[(&str, &str)],
+    run_for: Duration,
+    sig: i32,
+) -> String {
+    // A private X display, so an editor window (once the plugin has one) opens as on a desktop.
+    let x = Xvfb::start().unwrap_or_else(|e| panic!("{e:#}"));
+    let mut cmd = Command::new(&a.standalone);
+    cmd.args(args)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
+    if let Some(x) = &x {
+        eprintln!("standalone on Xvfb display {}", x.display);
+        cmd.env("DISPLAY", &x.display);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = Running::spawn(&mut cmd, "hummingface-standalone").unwrap();
+    let started = Instant::now();
+    while started.elapsed() < run_for {
+        if !child.alive() {
+            let done = child.wait(Duration::from_secs(1)).unwrap();
+            panic!(
+                "hummingface-standalone {args:?} exited after {:.1} s ({}) instead of running\n{}",
+                started.elapsed().as_secs_f64(),
+                describe_status(&done.status),
+                tail(&done.stderr, 6000)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.signal(sig).unwrap();
+    let done = child
+        .wait(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!(
+        "standalone {args:?}: {} after signal {sig}\n{}",
+        describe_status(&done.status),
+        tail(&done.stderr, 3000)
+    );
+    use std::os::unix::process::ExitStatusExt;
+    let clean = done.status.success()
+        || (sig == libc::SIGTERM && done.status.signal() == Some(libc::SIGTERM));
+    assert!(
+        clean,
+        "hummingface-standalone {args:?} ended with {} on signal {sig}\n{}",
+        describe_status(&done.status),
+        tail(&done.stderr, 6000)
+    );
+    let trouble = trouble_lines(&done.stderr);
+    assert!(
+        trouble.is_empty(),
+        "hummingface-standalone {args:?} reported trouble: {trouble:#?}"
+    );
+    done.stderr
+}
+
+#[test]
+fn standalone_dummy_backend_runs_and_stops_on_sigterm() {
+    let a = artifacts();
+    run_standalone(
+        &a,
+        &["--backend", "dummy"],
+        &[],
+        Duration::from_secs(5),
+        libc::SIGTERM,
+    );
+}
+
+#[test]
+fn standalone_dummy_backend_stops_gracefully_on_sigint() {
+    // Ctrl-C: nice-plug's handler stops the audio thread and deactivates the plugin; exit 0.
+    let a = artifacts();
+    run_standalone(
+        &a,
+        &["-b", "dummy"],
+        &[],
+        Duration::from_secs(5),
+        libc::SIGINT,
+    );
+}
+
+/// A private JACK server (dummy driver) for one test, stopped when dropped.
+struct JackServer {
+    name: String,
+    proc: Option<Running>,
+}
+
+impl JackServer {
+    fn start() -> JackServer {
+        assert!(
+            Path::new("/usr/bin/jackd").exists(),
+            "jackd2 is not installed (/usr/bin/jackd)"
+        );
+        let name = format!("hf-test-{}", std::process::id());
+        let mut cmd = Command::new("/usr/bin/jackd");
+        cmd.args([
+            "--no-realtime",
+            "-n",
+            &name,
+            "-d",
+            "dummy",
+            "-r",
+            "48000",
+            "-p",
+            "512",
+        ])
+        .env("JACK_NO_START_SERVER", "1");
+        let proc = Running::spawn(&mut cmd, "jackd").unwrap();
+        let server = JackServer {
+            name,
+            proc: Some(proc),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let ok = Command::new("jack_wait")
+                .args(["-s", &server.name, "-c"])
+                .env("JACK_NO_START_SERVER", "1")
+                .output()
+                // It prints "running" or "not running".
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .any(|l| l.trim() == "running")
+                })
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jackd -n {} did not come up within 15 s",
+                server.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("JACK_DEFAULT_SERVER", self.name.as_str()),
+            ("JACK_NO_START_SERVER", "1"),
+        ]
+    }
+
+    fn ports(&self) -> String {
+        let out = Command::new("jack_lsp")
+            .args(["-s", &self.name, "-c"])
+            .env("JACK_NO_START_SERVER", "1")
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// A JACK port of the standalone's client (nice-plug names the client after the plugin,
+/// lower-cased: `hummingface:input_1`).
+fn is_our_port(port: &str) -> bool {
+    port.to_ascii_lowercase().starts_with("hummingface:")
+}
+
+/// `jack_lsp -c` output as (port, ports connected to it).
+fn jack_connections(lsp: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in lsp.lines() {
+        if line.starts_with(char::is_whitespace) {
+            if let Some(last) = out.last_mut() {
+                last.1.push(line.trim().to_string());
+            }
+        } else if !line.trim().is_empty() {
+            out.push((line.trim().to_string(), Vec::new()));
+        }
+    }
+    out
+}
+
+impl Drop for JackServer {
+    fn drop(&mut self) {
+        if let Some(p) = self.proc.take() {
+            let _ = p.signal(libc::SIGTERM);
+            let _ = p.wait(Duration::from_secs(10));
+        }
+    }
+}
+
+#[test]
+fn standalone_on_a_jack_dummy_server_runs_and_stops_on_sigterm() {
+    let a = artifacts();
+    let jack = JackServer::start();
+    let env = jack.env();
+
+    // Watch the server's port list while the standalone runs: it must register as a JACK client
+    // with audio ports, connected to the capture ports we asked for.
+    let x = Xvfb::start().unwrap_or_else(|e| panic!("{e:#}"));
+    let mut cmd = Command::new(&a.standalone);
+    cmd.args([
+        "-b",
+        "jack",
+        "--connect-jack-inputs",
+        "system:capture_1,system:capture_2",
+    ])
+    .env_remove("DISPLAY")
+    .env_remove("WAYLAND_DISPLAY");
+    if let Some(x) = &x {
+        eprintln!("standalone on Xvfb display {}", x.display);
+        cmd.env("DISPLAY", &x.display);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = Running::spawn(&mut cmd, "hummingface-standalone -b jack").unwrap();
+    let started = Instant::now();
+    let mut seen_ports = String::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        if !child.alive() {
+            let done = child.wait(Duration::from_secs(1)).unwrap();
+            panic!(
+                "hummingface-standalone -b jack exited after {:.1} s ({})\n{}",
+                started.elapsed().as_secs_f64(),
+                describe_status(&done.status),
+                tail(&done.stderr, 6000)
+            );
+        }
+        let ports = jack.ports();
+        if ports.lines().any(is_our_port) {
+            seen_ports = ports;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    child.signal(libc::SIGTERM).unwrap();
+    let done = child
+        .wait(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!(
+        "standalone on JACK: {}\nports seen:\n{seen_ports}\n{}",
+        describe_status(&done.status),
+        tail(&done.stderr, 3000)
+    );
+
+    assert!(
+        seen_ports.lines().any(is_our_port),
+        "the standalone never showed up as a JACK client on server {}; ports:\n{}\nstderr:\n{}",
+        jack.name,
+        jack.ports(),
+        tail(&done.stderr, 4000)
+    );
+    let connected = jack_connections(&seen_ports)
+        .iter()
+        .any(|(port, conns)| is_our_port(port) && conns.iter().any(|c| c == "system:capture_1"));
+    assert!(
+        connected,
+        "no HummingFace input was connected to system:capture_1:\n{seen_ports}"
+    );
+    let outputs = jack_connections(&seen_ports)
+        .iter()
+        .filter(|(p, _)| is_our_port(p) && p.contains("output"))
+        .count();
+    assert!(
+        outputs >= 1,
+        "the standalone registered no JACK output port:\n{seen_ports}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        done.status.success() || done.status.signal() == Some(libc::SIGTERM),
+        "hummingface-standalone -b jack ended with {}\n{}",
+        describe_status(&done.status),
+        tail(&done.stderr, 6000)
+    );
+    let trouble = trouble_lines(&done.stderr);
+    assert!(
+        trouble.is_empty(),
+        "hummingface-standalone -b jack reported trouble: {trouble:#?}"
+    );
+}

@@ -683,7 +683,6 @@ fn run_standalone(
         describe_status(&done.status),
         tail(&done.stderr, 3000)
     );
-    use std::os::unix::process::ExitStatusExt;
     let clean = done.status.success();
     assert!(
         clean,
@@ -904,7 +903,6 @@ fn standalone_on_a_jack_dummy_server_runs_and_stops_on_sigterm() {
         outputs >= 1,
         "the standalone registered no JACK output port:\n{seen_ports}"
     );
-    use std::os::unix::process::ExitStatusExt;
     assert!(
         done.status.success(),
         "hummingface-standalone -b jack ended with {}\n{}",

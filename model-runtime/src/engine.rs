@@ -4,9 +4,10 @@
 //! changes the result. Frames go to the worker through wait-free SPSC rings (`rtrb`) whose
 //! storage is allocated in [`Engine::new`]; results come back the same way.
 //!
-//! - [`ProcessMode::Realtime`]: the audio thread never waits. The result for hop `k` is used at
-//!   hop `k + S` (`S` slack hops cover the host's block); if it has not arrived the previous
-//!   piano frame's tail fades out over that hop, and `late_frames` goes up.
+//! - [`ProcessMode::Realtime`]: the audio thread never waits. The result for hop `k` is used
+//!   `slack` samples after hop `k` was handed over (one host block plus a wake-up margin); if it
+//!   has not arrived the previous piano frame's tail fades out over that hop, and `late_frames`
+//!   goes up.
 //! - [`ProcessMode::Offline`]: the audio thread waits for every frame, so a render is
 //!   deterministic and equal to the command-line render.
 
@@ -35,6 +36,8 @@ const QUEUE_FRAMES: usize = 64;
 const MAX_EVENTS: usize = 6;
 /// Note events waiting for their output position.
 const PENDING_EVENTS: usize = 64;
+/// Times the idle worker yields before it parks.
+const YIELDS_BEFORE_PARK: u32 = 32;
 /// Offline waiting gives up on a frame after this long (a dead worker must not hang a host).
 const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(10);
 
@@ -154,11 +157,21 @@ impl Worker {
         let mut hop = vec![0.0f32; t.hop];
         let mut spec = vec![Complex32::new(0.0, 0.0); t.synth_bins];
         let mut epoch = u32::MAX;
+        let mut idle = 0u32;
         while !self.stop.load(Ordering::Acquire) {
             let Ok(job) = self.jobs.pop() else {
-                std::thread::park_timeout(Duration::from_millis(2));
+                // Yield a few times before sleeping: the next frame usually follows within one
+                // hop, and yielding lets a waiting offline audio thread on the same core run
+                // without two futex round trips per frame.
+                idle += 1;
+                if idle < YIELDS_BEFORE_PARK {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::park_timeout(Duration::from_millis(2));
+                }
                 continue;
             };
+            idle = 0;
             // The data was pushed before the header, so it is there.
             if self.job_data.pop_entire_slice(&mut mags).is_err() || self.job_data.pop_entire_slice(&mut hop).is_err() {
                 self.stats.worker_errors.fetch_add(1, Ordering::Relaxed);
@@ -235,6 +248,14 @@ pub struct Engine {
     ola: Vec<f32>,
     /// Output of the current hop, `hop`.
     out_hop: Vec<f32>,
+    /// Read position in `out_hop`.
+    out_fill: usize,
+    /// Samples until the next output boundary (the first one comes `hop + slack` in).
+    out_left: usize,
+    /// Index of the next piano frame the output side takes.
+    next_out: u64,
+    /// Whether the last frame was handed to the worker (offline waits only for those).
+    last_pushed: bool,
     jobs: rtrb::Producer<Job>,
     job_data: rtrb::Producer<f32>,
     done: rtrb::Consumer<Done>,
@@ -319,6 +340,10 @@ impl Engine {
             inv,
             ola: vec![0.0; timing.synth_len],
             out_hop: vec![0.0; timing.hop],
+            out_fill: 0,
+            out_left: timing.hop + timing.slack,
+            next_out: 0,
+            last_pushed: false,
             jobs,
             job_data,
             done,
@@ -374,6 +399,10 @@ impl Engine {
         self.history.iter_mut().for_each(|x| *x = 0.0);
         self.ola.iter_mut().for_each(|x| *x = 0.0);
         self.out_hop.iter_mut().for_each(|x| *x = 0.0);
+        self.out_fill = 0;
+        self.out_left = self.timing.hop + self.timing.slack;
+        self.next_out = 0;
+        self.last_pushed = false;
         self.pending_len = 0;
         self.pending_head = 0;
     }
@@ -386,20 +415,29 @@ impl Engine {
         let block_start = self.out_pos;
         let mut done = 0;
         while done < n {
-            let take = (n - done).min(hop - self.fill);
+            // Up to the next input boundary (a frame to analyse) or output boundary (a piano
+            // frame due), whichever comes first.
+            let take = (n - done).min(hop - self.fill).min(self.out_left);
             for i in 0..take {
                 let x = input[done + i];
                 // Bad input never reaches the analysis: NaN/Inf → 0, absurd levels clipped.
                 self.in_hop[self.fill + i] = if x.is_finite() { x.clamp(-8.0, 8.0) } else { 0.0 };
-                let y = self.out_hop[self.fill + i];
+                let y = self.out_hop[(self.out_fill + i) % hop];
                 wet[done + i] = if y.is_finite() { y } else { 0.0 };
             }
             self.fill += take;
+            self.out_fill = (self.out_fill + take) % hop;
+            self.out_left -= take;
             done += take;
             self.out_pos += take as u64;
             if self.fill == hop {
                 self.fill = 0;
-                self.hop_boundary(&controls);
+                self.input_boundary(&controls);
+            }
+            if self.out_left == 0 {
+                self.out_left = hop;
+                self.out_fill = 0;
+                self.output_boundary();
             }
         }
         // Events due inside this block.
@@ -416,9 +454,10 @@ impl Engine {
         }
     }
 
-    fn hop_boundary(&mut self, controls: &Controls) {
+    /// A hop of input is complete: analyse it and hand the frame to the worker.
+    fn input_boundary(&mut self, controls: &Controls) {
         let t = self.timing;
-        // Analysis: newest window, Hann weighted, zero padded.
+        // Analysis: newest window, weighted, zero padded.
         self.history.copy_within(t.hop.., 0);
         self.history[t.win_len - t.hop..].copy_from_slice(&self.in_hop);
         for i in 0..t.win_len {
@@ -433,12 +472,11 @@ impl Engine {
             self.mags.iter_mut().for_each(|m| *m = 0.0);
         }
 
-        // Hand the frame over.
         let index = self.index;
         self.index += 1;
         let need = t.analysis_bins + t.hop;
-        let pushed = self.jobs.slots() >= 1 && self.job_data.slots() >= need;
-        if pushed {
+        self.last_pushed = self.jobs.slots() >= 1 && self.job_data.slots() >= need;
+        if self.last_pushed {
             let _ = self.job_data.push_entire_slice(&self.mags);
             let _ = self.job_data.push_entire_slice(&self.in_hop);
             let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls });
@@ -447,21 +485,22 @@ impl Engine {
         } else {
             self.stats.dropped_frames.fetch_add(1, Ordering::Relaxed);
         }
+    }
 
-        // Take the piano frame that is due now.
-        let got = if index >= t.slack_hops as u64 {
-            let want = index - t.slack_hops as u64;
-            let got = match self.mode {
-                ProcessMode::Offline => pushed && self.wait_for(want),
-                ProcessMode::Realtime => self.take_if_ready(want),
-            };
-            if !got {
-                self.stats.late_frames.fetch_add(1, Ordering::Relaxed);
-            }
-            got
-        } else {
-            false
+    /// A piano frame is due: take it (offline: wait for it), inverse-transform, overlap-add,
+    /// and refill the output hop.
+    fn output_boundary(&mut self) {
+        let t = self.timing;
+        let want = self.next_out;
+        self.next_out += 1;
+        let got = match self.mode {
+            // Offline the slack is 0, so this boundary follows frame `want`'s input boundary.
+            ProcessMode::Offline => self.last_pushed && self.wait_for(want),
+            ProcessMode::Realtime => self.take_if_ready(want),
         };
+        if !got {
+            self.stats.late_frames.fetch_add(1, Ordering::Relaxed);
+        }
         if got && self.inv.process_with_scratch(&mut self.spec, &mut self.frame, &mut self.inv_scratch).is_ok() {
             let scale = 1.0 / t.synth_len as f32;
             for (acc, x) in self.ola.iter_mut().zip(&self.frame) {

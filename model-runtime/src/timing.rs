@@ -6,11 +6,11 @@
 //! The latency, exactly: analysis hop `j` holds input samples `[jH, (j+1)H)`. The listener's
 //! frame `j` first hears a note clearly when the note began `c` hops earlier (its detection
 //! delay), on average at `(j - c)H + H/2`. The tracker decides about hop `j` once it has seen
-//! `d` more hops (its lookahead). In real time the result is used `S` hops after the frame was handed to
-//! the worker (the slack that lets the worker run while the host's block is processed); offline
-//! `S = 0` because the audio thread waits. The piano frame for hop `j` then starts leaving the
-//! output at `(j + d + S + 1)H` and its attack reaches half level `H/2` later, at
-//! `(j + d + S + 1)H + H/2`. The latency is therefore `(c + d + S + 1)·H` samples.
+//! `d` more hops (its lookahead). In real time the result is used `B` samples after the frame
+//! was handed to the worker (the slack: one host block plus a wake-up margin, so the worker runs
+//! while the host processes its block); offline `B = 0` because the audio thread waits. The
+//! piano frame for hop `j` then starts leaving the output at `(j + d + 1)H + B` and its attack
+//! reaches half level `H/2` later. The latency is therefore `(c + d + 1)·H + B` samples.
 
 use crate::ProcessMode;
 
@@ -24,8 +24,10 @@ pub const LOOKAHEAD_HOPS: usize = 0;
 /// analysis frame that first hears a note clearly ends this many hops after the sung onset
 /// (measured: `cargo xtask eval` reports the median onset error with this included).
 pub const DETECTION_HOPS: usize = 3;
-/// Most real-time slack hops (larger host blocks than this produce late frames).
-pub const MAX_SLACK_HOPS: usize = 8;
+/// Real-time slack beyond the host's largest block, seconds: time for the worker to wake.
+pub const SLACK_MARGIN_SECONDS: f64 = 0.001;
+/// Most real-time slack, seconds (larger host blocks than this produce late frames).
+pub const MAX_SLACK_SECONDS: f64 = 0.1;
 /// Highest frequency the listener looks at, Hz (the features stop at ≈ 4.9 kHz).
 pub const ANALYSIS_MAX_HZ: f32 = 5200.0;
 
@@ -49,8 +51,9 @@ pub struct Timing {
     pub lookahead_hops: usize,
     /// Listener detection delay, hops.
     pub detection_hops: usize,
-    /// Real-time slack, hops (0 offline).
-    pub slack_hops: usize,
+    /// Real-time slack, samples (0 offline): the result for a hop is needed this long after
+    /// the hop's frame was handed over (one host block plus a wake-up margin).
+    pub slack: usize,
     /// Reported latency, samples.
     pub latency: usize,
 }
@@ -64,9 +67,12 @@ impl Timing {
         let fft_len = win_len.next_power_of_two();
         let bin_hz = sample_rate / fft_len as f32;
         let analysis_bins = (((ANALYSIS_MAX_HZ.min(sample_rate * 0.5)) / bin_hz) as usize + 2).min(fft_len / 2 + 1);
-        let slack_hops = match mode {
+        let slack = match mode {
             ProcessMode::Offline => 0,
-            ProcessMode::Realtime => max_block.max(1).div_ceil(hop).clamp(1, MAX_SLACK_HOPS),
+            ProcessMode::Realtime => {
+                let margin = (sr * SLACK_MARGIN_SECONDS).round() as usize;
+                (max_block.max(1) + margin).min((sr * MAX_SLACK_SECONDS) as usize)
+            }
         };
         let lookahead_hops = LOOKAHEAD_HOPS;
         Timing {
@@ -79,8 +85,8 @@ impl Timing {
             synth_bins: hop + 1,
             lookahead_hops,
             detection_hops: DETECTION_HOPS,
-            slack_hops,
-            latency: (DETECTION_HOPS + lookahead_hops + slack_hops + 1) * hop,
+            slack,
+            latency: (DETECTION_HOPS + lookahead_hops + 1) * hop + slack,
         }
     }
 

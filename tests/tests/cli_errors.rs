@@ -1,0 +1,73 @@
+//! The command-line renderer on bad input: a clear one-line error, a non-zero exit, no output
+//! file left behind; and a good render next to them still works.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use hummingface_tests::{run_with_timeout, scratch_dir, write_wav, Artifacts};
+
+fn render(cli: &Path, args: &[&str]) -> hummingface_tests::Finished {
+    run_with_timeout(Command::new(cli).arg("render").args(args), Duration::from_secs(60), "hummingface render").unwrap()
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
+    let a = Artifacts::locate().unwrap();
+    let dir = scratch_dir("cli_errors");
+    let text = dir.join("notes.wav");
+    std::fs::write(&text, "this is not audio\n").unwrap();
+    let empty = dir.join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    let zero = dir.join("zero.wav");
+    write_wav(&zero, &[Vec::new()], 48000).unwrap();
+    let truncated = dir.join("truncated.wav");
+    let good = dir.join("good.wav");
+    write_wav(&good, &[hummingface_tests::sung_note(57.0, 0.1, 0.4, 0.6, 48000)], 48000).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&truncated, &bytes[..30]).unwrap();
+    let low_rate = dir.join("4k.wav");
+    write_wav(&low_rate, &[vec![0.0; 4000]], 4000).unwrap();
+    let bad_model = dir.join("model.safetensors");
+    std::fs::write(&bad_model, b"\x08\0\0\0\0\0\0\0{}garbage").unwrap();
+
+    let good_s = good.to_str().unwrap();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("missing file", vec!["/nonexistent/vocal.wav"]),
+        ("text named .wav", vec![text.to_str().unwrap()]),
+        ("empty file", vec![empty.to_str().unwrap()]),
+        ("zero-length WAV", vec![zero.to_str().unwrap()]),
+        ("truncated WAV", vec![truncated.to_str().unwrap()]),
+        ("4 kHz input", vec![low_rate.to_str().unwrap()]),
+        ("directory", vec![dir.to_str().unwrap()]),
+        ("corrupt model", vec![good_s, "--model", bad_model.to_str().unwrap()]),
+        ("NaN mix", vec![good_s, "--mix", "nan"]),
+        ("unknown scale", vec![good_s, "--scale", "lydian-flat-13"]),
+        ("unknown device", vec![good_s, "--device", "tpu"]),
+    ];
+    for (what, args) in cases {
+        let out = dir.join(format!("out-{}.wav", what.replace(' ', "-")));
+        let mut full: Vec<&str> = args.clone();
+        full.push("-o");
+        let out_s = out.to_str().unwrap().to_string();
+        full.push(&out_s);
+        let res = render(&a.cli, &full);
+        assert!(!res.status.success(), "{what}: exited 0");
+        let lines: Vec<&str> = res.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(!lines.is_empty() && lines.len() <= 3, "{what}: stderr should be a short message:\n{}", res.stderr);
+        assert!(lines.iter().any(|l| l.starts_with("error")), "{what}: no 'error' line:\n{}", res.stderr);
+        assert!(!res.stderr.contains("panicked"), "{what}: panic:\n{}", res.stderr);
+        assert!(!out.exists(), "{what}: left {} behind", out.display());
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".") || n.contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{what}: temporary files left: {leftovers:?}");
+    }
+    let out = dir.join("good-out.wav");
+    let res = render(&a.cli, &[good_s, "-o", out.to_str().unwrap()]);
+    assert!(res.status.success(), "good render failed:\n{}", res.stderr);
+    assert!(out.exists());
+}

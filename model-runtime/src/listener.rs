@@ -75,7 +75,7 @@ impl ListenerV0 {
         &self.device
     }
 
-    /// Log features `ln(1 + G·m/max)` (without the 1/ln(1+G) scale, which the template
+    /// Log features `ln(1 + G·f/max f)` (without the 1/ln(1+G) scale, which the template
     /// carries) and salience for `[T, bins]` magnitudes.
     fn features_and_salience(&self, mags: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let feats = mags.matmul(&self.interp)?;
@@ -85,13 +85,27 @@ impl ListenerV0 {
         Ok((logf, sal))
     }
 
+    /// The per-frame path with fewer tensor ops: the features' peak is taken on the host
+    /// (`feat_peak`, from the first product read back), so the device runs two products, one
+    /// affine map and one log. Same numbers as [`Self::features_and_salience`] up to rounding.
+    fn step_tensors(&mut self, mags: &[f32]) -> candle_core::Result<Tensor> {
+        let x = Tensor::from_slice(&mags[..self.bins], (1, self.bins), &self.device)?;
+        let feats = x.matmul(&self.interp)?;
+        self.feat_host.clear();
+        self.feat_host.extend(feats.squeeze(0)?.to_vec1::<f32>()?);
+        let peak = self.feat_host.iter().fold(0.0f32, |m, &v| m.max(v)) + 1e-9;
+        let logf = feats.affine(LOG_GAIN / peak as f64, 1.0)?.log()?;
+        for v in self.feat_host.iter_mut() {
+            *v = (1.0 + LOG_GAIN as f32 * *v / peak).ln();
+        }
+        self.prev = Some(logf.clone());
+        logf.matmul(&self.template)
+    }
+
     /// One frame of `bins` magnitudes; `salience` receives the `N_CANDIDATES` saliences.
     pub fn step(&mut self, mags: &[f32], salience: &mut Vec<f32>) -> candle_core::Result<ListenerFrame> {
-        let x = Tensor::from_slice(&mags[..self.bins], (1, self.bins), &self.device)?;
-        let (logf, sal) = self.features_and_salience(&x)?;
-        // Flux on the host: one read-back instead of four more tensor ops.
-        self.feat_host.clear();
-        self.feat_host.extend(logf.squeeze(0)?.to_vec1::<f32>()?);
+        let sal = self.step_tensors(mags)?;
+        // Flux on the host, from the host copy of the log features.
         let scale = (1.0 / (1.0 + LOG_GAIN).ln()) as f32;
         let flux = if self.prev_host.len() == self.feat_host.len() {
             self.feat_host.iter().zip(&self.prev_host).map(|(a, b)| (a - b).max(0.0)).sum::<f32>() * scale
@@ -100,7 +114,6 @@ impl ListenerV0 {
             0.0
         };
         std::mem::swap(&mut self.prev_host, &mut self.feat_host);
-        self.prev = Some(logf);
         salience.clear();
         salience.extend(sal.squeeze(0)?.to_vec1::<f32>()?);
         Ok(decide(salience, flux))

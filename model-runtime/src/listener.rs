@@ -136,14 +136,43 @@ impl ListenerV0 {
         let last = logf.narrow(0, frames - 1, 1)?;
         self.prev_host = last.squeeze(0)?.to_vec1::<f32>()?;
         self.prev = Some(last);
-        let sal = sal.to_vec2::<f32>()?;
-        let mut out: Vec<ListenerFrame> = sal.iter().zip(&flux).map(|(s, &f)| decide(s, f)).collect();
-        if let Some(first) = out.first_mut() {
-            if first.flux.is_nan() {
-                first.flux = 0.0;
-            }
-        }
+        // The best candidate and its two neighbours are picked on the device, so only 4 numbers
+        // per frame come back instead of all the saliences (the read-back dominated on a GPU).
+        let best = sal.argmax_keepdim(D::Minus1)?; // [T, 1] u32
+        let pad = Tensor::zeros((frames, 1), sal.dtype(), &self.device)?;
+        let padded = Tensor::cat(&[&pad, &sal, &pad], 1)?; // column c + 1 holds candidate c
+        let offsets = Tensor::new(&[[0u32, 1, 2]], &self.device)?;
+        let idx = best.broadcast_add(&offsets)?.contiguous()?; // candidates best-1, best, best+1
+        let around = padded.gather(&idx, D::Minus1)?.to_vec2::<f32>()?;
+        let best = best.squeeze(1)?.to_vec1::<u32>()?;
+        let out = best
+            .iter()
+            .zip(&around)
+            .zip(&flux)
+            .map(|((&b, v), &f)| decide_around(b as usize, [v[0], v[1], v[2]], f))
+            .collect();
         Ok(out)
+    }
+}
+
+/// [`decide`] from the best index and the saliences at `best - 1, best, best + 1` (the outer
+/// two are ignored at the ends of the candidate range, as in `decide`).
+fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
+    if v[1] <= 0.0 {
+        // Nothing harmonic (silence): the same canonical answer as `decide`.
+        return ListenerFrame { pitch_midi: candidate_midi(0), periodicity: 0.0, flux: if flux.is_finite() { flux } else { 0.0 } };
+    }
+    let mut offset = 0.0;
+    if best > 0 && best + 1 < N_CANDIDATES {
+        let den = v[0] - 2.0 * v[1] + v[2];
+        if den < 0.0 {
+            offset = (0.5 * (v[0] - v[2]) / den).clamp(-0.5, 0.5);
+        }
+    }
+    ListenerFrame {
+        pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32,
+        periodicity: v[1].max(0.0),
+        flux: if flux.is_finite() { flux } else { 0.0 },
     }
 }
 
@@ -154,6 +183,10 @@ fn decide(sal: &[f32], flux: f32) -> ListenerFrame {
         if v > sal[best] {
             best = i;
         }
+    }
+    if sal[best] <= 0.0 {
+        // Nothing harmonic (silence): a canonical answer whatever the ties.
+        return ListenerFrame { pitch_midi: candidate_midi(0), periodicity: 0.0, flux: if flux.is_finite() { flux } else { 0.0 } };
     }
     let mut offset = 0.0;
     if best > 0 && best + 1 < sal.len() {

@@ -219,3 +219,36 @@ fn unsupported_sample_rates_are_clear_errors() {
         assert_eq!(res.notes.iter().map(|n| n.note).collect::<Vec<_>>(), vec![60], "{sr} Hz");
     }
 }
+
+#[test]
+fn batched_listener_equals_the_streaming_one() {
+    use hummingface_runtime::listener::ListenerV0;
+    let sr = 48000.0;
+    let (notes, _) = singer::demo_phrase();
+    let audio = Singer::default().render(&notes[..6], sr, 4.0);
+    let t = Timing::new(sr, 512, ProcessMode::Offline);
+    let (mags, frames) = bench::analysis_frames(&audio, &t);
+    let model = Model::embedded();
+    let dev = candle_core::Device::Cpu;
+    let mut streaming = ListenerV0::new(&model, &t, &dev).unwrap();
+    let mut batched = ListenerV0::new(&model, &t, &dev).unwrap();
+    let mut sal = Vec::new();
+    let bins = t.analysis_bins;
+    let mut k = 0;
+    let mut voiced = 0;
+    while k < frames {
+        let n = 64.min(frames - k);
+        let batch = batched.forward(&mags[k * bins..(k + n) * bins], n).unwrap();
+        for (i, b) in batch.iter().enumerate() {
+            let s = streaming.step(&mags[(k + i) * bins..(k + i + 1) * bins], &mut sal).unwrap();
+            assert!((s.periodicity - b.periodicity).abs() < 1e-4, "frame {}: {s:?} vs {b:?}", k + i);
+            assert!((s.flux - b.flux).abs() < 1e-4, "frame {}: {s:?} vs {b:?}", k + i);
+            if s.periodicity > 0.2 {
+                voiced += 1;
+                assert!((s.pitch_midi - b.pitch_midi).abs() < 0.01, "frame {}: {s:?} vs {b:?}", k + i);
+            }
+        }
+        k += n;
+    }
+    assert!(voiced > frames / 4, "only {voiced} of {frames} frames voiced");
+}

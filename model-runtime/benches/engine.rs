@@ -77,32 +77,22 @@ fn inference(model: &std::sync::Arc<Model>) {
         let t = Timing::new(sr, 512, ProcessMode::Offline);
         let mut gen = Generator::new(model, &t, &candle_core::Device::Cpu).unwrap();
         let audio = demo(sr);
-        let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
+        // The frames exactly as the engine's audio side makes them.
+        let (mags, frames) = hummingface_runtime::bench::analysis_frames(&audio, &t);
+        let bins = t.analysis_bins;
         let mut spec = vec![Complex32::new(0.0, 0.0); t.synth_bins];
-        let mut times = Vec::new();
-        let mut k = 0;
+        let mut times = Vec::with_capacity(frames);
         let c = Controls::default();
-        while (k + 1) * t.hop <= audio.len() {
-            let end = (k + 1) * t.hop;
-            let mut input = fft.make_input_vec();
-            for i in 0..t.win_len {
-                let s = end as isize - t.win_len as isize + i as isize;
-                input[i] = if s >= 0 { audio[s as usize] } else { 0.0 };
-            }
-            let mut out = fft.make_output_vec();
-            fft.process(&mut input, &mut out).unwrap();
-            let mags: Vec<f32> = out[..t.analysis_bins].iter().map(|z| z.norm() / t.win_len as f32).collect();
-            let hop = &audio[end - t.hop..end];
+        for k in 0..frames {
+            let hop = &audio[k * t.hop..(k + 1) * t.hop];
             let start = Instant::now();
-            gen.step(&mags, hop, &c, &mut spec, &mut |_| {}).unwrap();
+            gen.step(&mags[k * bins..(k + 1) * bins], hop, &c, &mut spec, &mut |_| {}).unwrap();
             times.push(start.elapsed().as_secs_f64() * 1e6);
-            k += 1;
         }
         let mean = times.iter().sum::<f64>() / times.len() as f64;
         let p99 = percentile(&mut times, 0.99);
         println!("{:>8} {:>8} {:>10.1} {:>10.1} {:>14.0}", sr, t.hop, mean, p99, t.hop_seconds() as f64 * 1e6);
     }
-
 }
 
 fn render(model: &std::sync::Arc<Model>) {

@@ -3,7 +3,6 @@
 
 use hummingface_runtime::listener::ListenerV0;
 use hummingface_runtime::*;
-use realfft::RealFftPlanner;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -31,28 +30,17 @@ fn main() {
     let t = Timing::new(sr, 512, ProcessMode::Offline);
     let model = Model::embedded();
     let mut listener = ListenerV0::new(&model, &t, &candle_core::Device::Cpu).unwrap();
-    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
-    let window = hummingface_runtime::features::analysis_window(t.win_len);
-    let scale = 2.0 / window.iter().sum::<f32>();
+    let (mags, frames) = hummingface_runtime::bench::analysis_frames(&audio, &t);
+    let bins = t.analysis_bins;
     let mut sal = Vec::new();
-    let mut k = 0;
-    while (k + 1) * t.hop <= audio.len() {
+    for k in 0..frames {
         let end = (k + 1) * t.hop;
-        let mut input = fft.make_input_vec();
-        for i in 0..t.win_len {
-            let s = end as isize - t.win_len as isize + i as isize;
-            input[i] = if s >= 0 { audio[s as usize] * window[i] } else { 0.0 };
-        }
-        let mut out = fft.make_output_vec();
-        fft.process(&mut input, &mut out).unwrap();
-        let mags: Vec<f32> = out[..t.analysis_bins].iter().map(|z| z.norm() * scale).collect();
-        let f = listener.step(&mags, &mut sal).unwrap();
+        let f = listener.step(&mags[k * bins..(k + 1) * bins], &mut sal).unwrap();
         let hop = &audio[end - t.hop..end];
         let db = 10.0 * (hop.iter().map(|x| x * x).sum::<f32>() / t.hop as f32 + 1e-12).log10();
         let t_ms = end as f32 / sr * 1000.0;
         if (150.0..450.0).contains(&t_ms) || (650.0..800.0).contains(&t_ms) {
             println!("{k:4} {t_ms:7.1} ms  pitch {:6.2}  per {:5.3}  flux {:5.3}  hop {:6.1} dB", f.pitch_midi, f.periodicity, f.flux, db);
         }
-        k += 1;
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
-use realfft::RealFftPlanner;
 use serde_json::{json, Value};
 
 use crate::listener::{ListenerFrame, ListenerV0};
@@ -18,23 +17,17 @@ use crate::ProcessMode;
 /// Analysis magnitudes of every hop of `audio`, row-major `[frames, analysis_bins]`, exactly
 /// as the engine's audio side computes them.
 pub fn analysis_frames(audio: &[f32], t: &Timing) -> (Vec<f32>, usize) {
-    let fft = RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
-    let window = crate::features::analysis_window(t.win_len);
-    let scale = 2.0 / window.iter().sum::<f32>();
+    let mut analyzer = crate::features::Analyzer::new(t);
     let frames = audio.len() / t.hop;
     let mut out = Vec::with_capacity(frames * t.analysis_bins);
-    let mut input = fft.make_input_vec();
-    let mut spec = fft.make_output_vec();
+    let mut newest = vec![0.0f32; t.win_len];
     for k in 0..frames {
         let end = (k + 1) * t.hop;
-        for i in 0..t.fft_len {
+        for (i, x) in newest.iter_mut().enumerate() {
             let s = end as isize - t.win_len as isize + i as isize;
-            input[i] = if i < t.win_len && s >= 0 { audio[s as usize] * window[i] } else { 0.0 };
+            *x = if s >= 0 { audio[s as usize] } else { 0.0 };
         }
-        if fft.process(&mut input, &mut spec).is_err() {
-            spec.iter_mut().for_each(|z| *z = realfft::num_complex::Complex32::new(0.0, 0.0));
-        }
-        out.extend(spec[..t.analysis_bins].iter().map(|z| z.norm() * scale));
+        out.extend_from_slice(analyzer.analyse(&newest));
     }
     (out, frames)
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use atomic_float::AtomicF32;
 use realfft::num_complex::Complex32;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use realfft::{ComplexToReal, RealFftPlanner};
 
 use crate::controls::Controls;
 use crate::generator::{device_name, select_device, Generator};
@@ -222,18 +222,8 @@ pub struct Engine {
     device_note: Option<String>,
     /// Newest `win_len` input samples, oldest first.
     history: Vec<f32>,
-    /// Analysis window (see [`crate::features::analysis_window`]), `win_len`.
-    window: Vec<f32>,
-    /// FFT input, `fft_len` (window-weighted history, zero padded).
-    fft_in: Vec<f32>,
-    /// FFT output, `fft_len / 2 + 1` bins.
-    fft_out: Vec<Complex32>,
-    fwd: Arc<dyn RealToComplex<f32>>,
-    fwd_scratch: Vec<Complex32>,
-    /// Magnitudes sent to the worker, `analysis_bins`, scaled so a full-scale sine reads 1.
-    mags: Vec<f32>,
-    /// 2 / Σwindow: magnitude scale.
-    mag_scale: f32,
+    /// Window + FFT + magnitudes of `history`, every hop.
+    analyzer: crate::features::Analyzer,
     /// Input of the current hop, `hop`.
     in_hop: Vec<f32>,
     /// Samples of the current hop received so far.
@@ -288,10 +278,7 @@ impl Engine {
         let device_name = device_name(gen.device());
 
         let mut planner = RealFftPlanner::<f32>::new();
-        let fwd = planner.plan_fft_forward(timing.fft_len);
         let inv = planner.plan_fft_inverse(timing.synth_len);
-        let window = crate::features::analysis_window(timing.win_len);
-        let mag_scale = 2.0 / window.iter().sum::<f32>();
 
         let (jobs, jobs_rx) = rtrb::RingBuffer::new(QUEUE_FRAMES);
         let (job_data, job_data_rx) = rtrb::RingBuffer::new(QUEUE_FRAMES * (timing.analysis_bins + timing.hop));
@@ -325,13 +312,7 @@ impl Engine {
             device_name,
             device_note,
             history: vec![0.0; timing.win_len],
-            window,
-            fft_in: fwd.make_input_vec(),
-            fft_out: fwd.make_output_vec(),
-            fwd_scratch: fwd.make_scratch_vec(),
-            fwd,
-            mags: vec![0.0; timing.analysis_bins],
-            mag_scale,
+            analyzer: crate::features::Analyzer::new(&timing),
             in_hop: vec![0.0; timing.hop],
             fill: 0,
             inv_scratch: inv.make_scratch_vec(),
@@ -457,27 +438,16 @@ impl Engine {
     /// A hop of input is complete: analyse it and hand the frame to the worker.
     fn input_boundary(&mut self, controls: &Controls) {
         let t = self.timing;
-        // Analysis: newest window, weighted, zero padded.
         self.history.copy_within(t.hop.., 0);
         self.history[t.win_len - t.hop..].copy_from_slice(&self.in_hop);
-        for i in 0..t.win_len {
-            self.fft_in[i] = self.history[i] * self.window[i];
-        }
-        self.fft_in[t.win_len..].iter_mut().for_each(|x| *x = 0.0);
-        if self.fwd.process_with_scratch(&mut self.fft_in, &mut self.fft_out, &mut self.fwd_scratch).is_ok() {
-            for (m, z) in self.mags.iter_mut().zip(&self.fft_out) {
-                *m = z.norm() * self.mag_scale;
-            }
-        } else {
-            self.mags.iter_mut().for_each(|m| *m = 0.0);
-        }
+        let mags = self.analyzer.analyse(&self.history);
 
         let index = self.index;
         self.index += 1;
         let need = t.analysis_bins + t.hop;
         self.last_pushed = self.jobs.slots() >= 1 && self.job_data.slots() >= need;
         if self.last_pushed {
-            let _ = self.job_data.push_entire_slice(&self.mags);
+            let _ = self.job_data.push_entire_slice(mags);
             let _ = self.job_data.push_entire_slice(&self.in_hop);
             let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls });
             self.stats.frames.fetch_add(1, Ordering::Relaxed);

@@ -53,3 +53,58 @@ pub fn analysis_window(len: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+/// The analysis the engine's audio side runs every hop: window the newest `win_len` samples,
+/// zero-pad to `fft_len`, forward FFT, magnitudes of the first `analysis_bins` bins scaled so a
+/// full-scale sine reads 1. Plans and buffers are made in [`Analyzer::new`]; [`Analyzer::analyse`]
+/// never allocates. Offline tools (`bench::analysis_frames`) use the same code, so their frames
+/// are the engine's.
+pub struct Analyzer {
+    /// Analysis window, `win_len`.
+    window: Vec<f32>,
+    /// 2 / Σwindow: magnitude scale.
+    mag_scale: f32,
+    fft: std::sync::Arc<dyn realfft::RealToComplex<f32>>,
+    /// FFT input, `fft_len` (windowed samples, zero padded).
+    fft_in: Vec<f32>,
+    /// FFT output, `fft_len / 2 + 1` bins.
+    fft_out: Vec<realfft::num_complex::Complex32>,
+    scratch: Vec<realfft::num_complex::Complex32>,
+    /// Magnitudes, `analysis_bins`.
+    mags: Vec<f32>,
+}
+
+impl Analyzer {
+    pub fn new(t: &crate::timing::Timing) -> Analyzer {
+        let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(t.fft_len);
+        let window = analysis_window(t.win_len);
+        let mag_scale = 2.0 / window.iter().sum::<f32>();
+        Analyzer {
+            window,
+            mag_scale,
+            fft_in: fft.make_input_vec(),
+            fft_out: fft.make_output_vec(),
+            scratch: fft.make_scratch_vec(),
+            fft,
+            mags: vec![0.0; t.analysis_bins],
+        }
+    }
+
+    /// Magnitudes of `newest` (the last `win_len` input samples, oldest first).
+    pub fn analyse(&mut self, newest: &[f32]) -> &[f32] {
+        let n = self.window.len();
+        debug_assert_eq!(newest.len(), n);
+        for ((x, s), w) in self.fft_in.iter_mut().zip(newest).zip(&self.window) {
+            *x = s * w;
+        }
+        self.fft_in[n..].iter_mut().for_each(|x| *x = 0.0);
+        if self.fft.process_with_scratch(&mut self.fft_in, &mut self.fft_out, &mut self.scratch).is_ok() {
+            for (m, z) in self.mags.iter_mut().zip(&self.fft_out) {
+                *m = z.norm() * self.mag_scale;
+            }
+        } else {
+            self.mags.iter_mut().for_each(|m| *m = 0.0);
+        }
+        &self.mags
+    }
+}

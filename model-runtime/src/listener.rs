@@ -85,8 +85,8 @@ impl ListenerV0 {
         Ok((logf, sal))
     }
 
-    /// The per-frame path with fewer tensor ops: the features' peak is taken on the host
-    /// (`feat_peak`, from the first product read back), so the device runs two products, one
+    /// The per-frame path with fewer tensor ops: the features' peak is taken on the host (from
+    /// the first product, read back into `feat_host`), so the device runs two products, one
     /// affine map and one log. Same numbers as [`Self::features_and_salience`] up to rounding.
     fn step_tensors(&mut self, mags: &[f32]) -> candle_core::Result<Tensor> {
         let x = Tensor::from_slice(&mags[..self.bins], (1, self.bins), &self.device)?;
@@ -155,12 +155,14 @@ impl ListenerV0 {
     }
 }
 
-/// [`decide`] from the best index and the saliences at `best - 1, best, best + 1` (the outer
-/// two are ignored at the ends of the candidate range, as in `decide`).
+/// The frame for candidate `best`, given the saliences at `best - 1, best, best + 1` (the outer
+/// two are ignored at the ends of the candidate range). Both the streaming and the batched
+/// path end here.
 fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
+    let flux = if flux.is_finite() { flux } else { 0.0 };
     if v[1] <= 0.0 {
-        // Nothing harmonic (silence): the same canonical answer as `decide`.
-        return ListenerFrame { pitch_midi: candidate_midi(0), periodicity: 0.0, flux: if flux.is_finite() { flux } else { 0.0 } };
+        // Nothing harmonic (silence): one canonical answer, whatever the ties among the zeros.
+        return ListenerFrame { pitch_midi: candidate_midi(0), periodicity: 0.0, flux };
     }
     let mut offset = 0.0;
     if best > 0 && best + 1 < N_CANDIDATES {
@@ -169,14 +171,10 @@ fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
             offset = (0.5 * (v[0] - v[2]) / den).clamp(-0.5, 0.5);
         }
     }
-    ListenerFrame {
-        pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32,
-        periodicity: v[1].max(0.0),
-        flux: if flux.is_finite() { flux } else { 0.0 },
-    }
+    ListenerFrame { pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32, periodicity: v[1], flux }
 }
 
-/// Best candidate with parabolic refinement.
+/// Best candidate (the first of equal maxima) with parabolic refinement.
 fn decide(sal: &[f32], flux: f32) -> ListenerFrame {
     let mut best = 0;
     for (i, &v) in sal.iter().enumerate() {
@@ -184,21 +182,6 @@ fn decide(sal: &[f32], flux: f32) -> ListenerFrame {
             best = i;
         }
     }
-    if sal[best] <= 0.0 {
-        // Nothing harmonic (silence): a canonical answer whatever the ties.
-        return ListenerFrame { pitch_midi: candidate_midi(0), periodicity: 0.0, flux: if flux.is_finite() { flux } else { 0.0 } };
-    }
-    let mut offset = 0.0;
-    if best > 0 && best + 1 < sal.len() {
-        let (a, b, c) = (sal[best - 1], sal[best], sal[best + 1]);
-        let den = a - 2.0 * b + c;
-        if den < 0.0 {
-            offset = (0.5 * (a - c) / den).clamp(-0.5, 0.5);
-        }
-    }
-    ListenerFrame {
-        pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32,
-        periodicity: sal[best].max(0.0),
-        flux: if flux.is_finite() { flux } else { 0.0 },
-    }
+    let at = |i: Option<usize>| i.and_then(|i| sal.get(i)).copied().unwrap_or(0.0);
+    decide_around(best, [at(best.checked_sub(1)), sal[best], at(Some(best + 1))], flux)
 }

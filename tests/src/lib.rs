@@ -387,6 +387,15 @@ pub struct Audio {
 }
 
 impl Audio {
+    /// The same audio without its first `n` samples (e.g. a host's output with the reported
+    /// latency removed, to line it up with the input).
+    pub fn skip_start(&self, n: usize) -> Audio {
+        Audio {
+            channels: self.channels.iter().map(|c| c[n.min(c.len())..].to_vec()).collect(),
+            sample_rate: self.sample_rate,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.channels.first().map_or(0, Vec::len)
     }
@@ -407,6 +416,9 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
         .with_context(|| format!("cannot open WAV {}", path.display()))?;
     let spec = reader.spec();
     let ch = spec.channels as usize;
+    if ch == 0 {
+        bail!("WAV {} has no channels", path.display());
+    }
     let interleaved: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
         hound::SampleFormat::Int => {

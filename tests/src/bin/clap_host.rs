@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use hummingface_tests::{read_wav, write_wav};
 use clack_extensions::audio_ports::{
     AudioPortFlags, AudioPortInfoBuffer, AudioPortRescanFlags, HostAudioPorts, HostAudioPortsImpl,
     PluginAudioPorts,
@@ -237,54 +238,6 @@ impl HostHandlers for HfHost {
 // ----------------------------------------------------------------------------------------------
 // WAV and MIDI files
 // ----------------------------------------------------------------------------------------------
-
-/// Reads a WAV into per-channel f32 samples in -1..1.
-fn read_wav(path: &Path) -> Result<(Vec<Vec<f32>>, u32)> {
-    let mut reader = hound::WavReader::open(path)
-        .with_context(|| format!("cannot open input WAV {}", path.display()))?;
-    let spec = reader.spec();
-    let ch = spec.channels as usize;
-    if ch == 0 {
-        bail!("input WAV {} has no channels", path.display());
-    }
-    let interleaved: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<Result<_, _>>()?
-        }
-    };
-    let frames = interleaved.len() / ch;
-    let mut channels = vec![Vec::with_capacity(frames); ch];
-    for frame in interleaved.chunks_exact(ch) {
-        for (c, s) in frame.iter().enumerate() {
-            channels[c].push(*s);
-        }
-    }
-    Ok((channels, spec.sample_rate))
-}
-
-fn write_wav(path: &Path, channels: &[Vec<f32>], sample_rate: u32) -> Result<()> {
-    let spec = hound::WavSpec {
-        channels: channels.len() as u16,
-        sample_rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec)
-        .with_context(|| format!("cannot create output WAV {}", path.display()))?;
-    let frames = channels.first().map_or(0, Vec::len);
-    for i in 0..frames {
-        for ch in channels {
-            w.write_sample(ch[i])?;
-        }
-    }
-    w.finalize()?;
-    Ok(())
-}
 
 /// Format-0 SMF, 480 ticks per quarter note at 120 bpm (so ticks = seconds * 960), note times
 /// shifted back by `latency` samples (clamped at 0), events in time order with note-offs first
@@ -786,7 +739,8 @@ fn run(args: &Args) -> Result<Report> {
     if args.block == 0 {
         bail!("--block must be at least 1");
     }
-    let (file, rate) = read_wav(&args.input)?;
+    let input = read_wav(&args.input)?;
+    let (file, rate) = (input.channels, input.sample_rate);
     let sample_rate = rate as f64;
     let input_samples = file[0].len();
 

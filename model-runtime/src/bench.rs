@@ -8,7 +8,8 @@ use std::time::Instant;
 use candle_core::Device;
 use serde_json::{json, Value};
 
-use crate::listener::{ListenerFrame, ListenerV0};
+use crate::generator::{AnyListener, ListenerKind};
+use crate::listener::ListenerFrame;
 use crate::model::{DeviceChoice, Model};
 use crate::render::{render_offline, RenderOptions};
 use crate::timing::Timing;
@@ -43,7 +44,8 @@ fn device_report(device: &Device, model: &Model, t: &Timing, mags: &[f32], frame
     let bins = t.analysis_bins;
     // Real-time mode: one frame at a time, result read back every hop.
     // (On the CPU in a one-thread pool, exactly as the engine's worker runs it.)
-    let mut l = ListenerV0::new(model, t, device)?;
+    // The shipped listener (the trained one when the model carries it).
+    let mut l = AnyListener::new(ListenerKind::Trained, model, t, device)?;
     let n_step = frames.min(1000);
     let times = crate::generator::single_threaded(|| -> candle_core::Result<Vec<f64>> {
         let mut sal = Vec::new();
@@ -85,7 +87,8 @@ fn device_report(device: &Device, model: &Model, t: &Timing, mags: &[f32], frame
         }
         batched.insert(format!("batch_{batch}"), json!({"seconds": best, "frames_per_s": frames as f64 / best, "x_realtime": seconds / best}));
     }
-    Ok((json!({"step_per_hop": stats_us(times), "listener_batched": Value::Object(batched)}), reference))
+    let kind = format!("{:?}", l.kind());
+    Ok((json!({"listener": kind, "step_per_hop": stats_us(times), "listener_batched": Value::Object(batched)}), reference))
 }
 
 /// Run the comparison on `audio` (mono) at `sample_rate`. CUDA is measured when it is usable.

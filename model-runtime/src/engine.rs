@@ -11,7 +11,7 @@
 //! - [`ProcessMode::Offline`]: the audio thread waits for every frame, so a render is
 //!   deterministic and equal to the command-line render.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner};
 
 use crate::controls::Controls;
+use crate::feed::PitchFeed;
 use crate::generator::{device_name, select_device, Generator};
 use crate::model::{DeviceChoice, Model};
 use crate::timing::Timing;
@@ -95,6 +96,8 @@ pub struct EngineStats {
     pub pitch: AtomicF32,
     /// Whether the worker thread is running.
     pub worker_alive: AtomicBool,
+    /// Test hook (see [`Engine::set_worker_delay_us`]): extra µs the worker sleeps per frame.
+    worker_delay_us: AtomicU32,
 }
 
 /// A note event leaving the engine, aligned with the piano audio.
@@ -148,6 +151,8 @@ struct Worker {
     done_data: rtrb::Producer<Complex32>,
     stats: Arc<EngineStats>,
     stop: Arc<AtomicBool>,
+    /// Per-frame pitch and note for a display, pushed while the feed is enabled.
+    feed: Option<Arc<PitchFeed>>,
 }
 
 impl Worker {
@@ -182,6 +187,11 @@ impl Worker {
                 epoch = job.epoch;
             }
             let start = Instant::now();
+            // Test hook: an artificially slow worker (0, i.e. off, unless a test set it).
+            let delay_us = self.stats.worker_delay_us.load(Ordering::Relaxed);
+            if delay_us > 0 {
+                std::thread::sleep(Duration::from_micros(delay_us as u64));
+            }
             let mut events = [None; MAX_EVENTS];
             let mut n = 0;
             let result = self.gen.step(&mags, &hop, &job.controls, &mut spec, &mut |ev| {
@@ -194,6 +204,9 @@ impl Worker {
                 Ok(report) => {
                     self.stats.note.store(report.note.map_or(-1, |n| n as i32), Ordering::Relaxed);
                     self.stats.pitch.store(report.pitch, Ordering::Relaxed);
+                    if let Some(feed) = &self.feed {
+                        feed.push(report.pitch, report.note);
+                    }
                 }
                 Err(_) => {
                     spec.iter_mut().for_each(|z| *z = Complex32::new(0.0, 0.0));
@@ -267,6 +280,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: EngineConfig, model: Arc<Model>) -> Result<Engine, EngineError> {
+        Engine::with_feed(cfg, model, None)
+    }
+
+    /// [`Engine::new`], with the worker pushing every decided frame's pitch and note into `feed`
+    /// while it is enabled.
+    pub fn with_feed(cfg: EngineConfig, model: Arc<Model>, feed: Option<Arc<PitchFeed>>) -> Result<Engine, EngineError> {
         let sr = cfg.sample_rate;
         if !sr.is_finite() || !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sr) {
             return Err(EngineError::UnsupportedSampleRate(sr));
@@ -295,16 +314,44 @@ impl Engine {
             done_data: done_data_tx,
             stats: stats.clone(),
             stop: stop.clone(),
+            feed,
         };
+        if let Some(feed) = &worker.feed {
+            feed.set_hop_seconds(timing.hop_seconds());
+        }
         stats.worker_alive.store(true, Ordering::Release);
         let alive = stats.clone();
-        let handle = std::thread::Builder::new()
-            .name("hummingface-inference".into())
-            .spawn(move || {
-                crate::generator::single_threaded(|| worker.run());
-                alive.worker_alive.store(false, Ordering::Release);
+        // The worker runs as the only thread of its own one-thread rayon pool, so Candle's CPU
+        // kernels stay inline on it (as `generator::single_threaded` does), but on a thread we
+        // spawn and join ourselves: a `use_current_thread` pool leaks its registry (≈ 7 KiB)
+        // every time, i.e. on every activation (found by `tests/tests/lifecycle.rs`).
+        let mut spawned = None;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            // A panic ends the worker (audio then fades and offline gives up), never the host.
+            .panic_handler(|_| {})
+            .spawn_handler(|thread| {
+                let h = std::thread::Builder::new().name("hummingface-inference".into()).spawn(move || thread.run())?;
+                spawned = Some(h);
+                Ok(())
             })
+            .build()
             .map_err(|e| EngineError::Thread(e.to_string()))?;
+        let handle = spawned.ok_or_else(|| EngineError::Thread("no inference thread".into()))?;
+        /// Clears `worker_alive` however the worker ends.
+        struct Alive(Arc<EngineStats>);
+        impl Drop for Alive {
+            fn drop(&mut self) {
+                self.0.worker_alive.store(false, Ordering::Release);
+            }
+        }
+        pool.spawn(move || {
+            let _alive = Alive(alive);
+            worker.run();
+        });
+        // The pool's thread exits once this job returns (rayon keeps a pool with a spawned job
+        // alive); `Drop for Engine` stops the job and joins the thread.
+        drop(pool);
 
         Ok(Engine {
             timing,
@@ -369,6 +416,14 @@ impl Engine {
 
     pub fn stats(&self) -> Arc<EngineStats> {
         self.stats.clone()
+    }
+
+    /// Test hook, not for products: make the inference worker sleep `us` microseconds on every
+    /// frame from now on (counted as inference time), to starve the real-time path on purpose
+    /// (`tests/tests/starvation.rs`). 0, the default, turns it off. Safe from any thread.
+    #[doc(hidden)]
+    pub fn set_worker_delay_us(&self, us: u32) {
+        self.stats.worker_delay_us.store(us, Ordering::Relaxed);
     }
 
     /// Clear all state (audio thread safe). The worker resets when it sees the new epoch.

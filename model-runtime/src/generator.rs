@@ -4,7 +4,8 @@ use candle_core::Device;
 use realfft::num_complex::Complex32;
 
 use crate::controls::Controls;
-use crate::listener::ListenerV0;
+use crate::listener::{ListenerFrame, ListenerV0};
+use crate::listener_net::ListenerNet;
 use crate::model::{DeviceChoice, Model};
 use crate::pianist::PianistV0;
 use crate::timing::Timing;
@@ -81,8 +82,97 @@ pub struct FrameReport {
     pub note: Option<u8>,
 }
 
+/// Which listener a generator runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// The hand-designed harmonic-summation listener.
+    V0,
+    /// The trained network (when the model file carries it).
+    Trained,
+}
+
+/// A listener of either kind.
+pub enum AnyListener {
+    V0(ListenerV0),
+    Net(Box<ListenerNet>),
+}
+
+impl AnyListener {
+    pub fn new(kind: ListenerKind, model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
+        Ok(match kind {
+            ListenerKind::Trained if model.has_trained_listener() => AnyListener::Net(Box::new(ListenerNet::new(model, timing, device)?)),
+            _ => AnyListener::V0(ListenerV0::new(model, timing, device)?),
+        })
+    }
+    pub fn kind(&self) -> ListenerKind {
+        match self {
+            AnyListener::V0(_) => ListenerKind::V0,
+            AnyListener::Net(_) => ListenerKind::Trained,
+        }
+    }
+    pub fn reset(&mut self) {
+        match self {
+            AnyListener::V0(l) => l.reset(),
+            AnyListener::Net(l) => l.reset(),
+        }
+    }
+    pub fn device(&self) -> &Device {
+        match self {
+            AnyListener::V0(l) => l.device(),
+            AnyListener::Net(l) => l.device(),
+        }
+    }
+    /// One frame (`salience` is scratch for v0).
+    pub fn step(&mut self, mags: &[f32], salience: &mut Vec<f32>) -> candle_core::Result<ListenerFrame> {
+        match self {
+            AnyListener::V0(l) => l.step(mags, salience),
+            AnyListener::Net(l) => l.step(mags),
+        }
+    }
+    /// A batch of consecutive frames `[T, bins]`, continuing the stream.
+    pub fn forward(&mut self, mags: &[f32], frames: usize) -> candle_core::Result<Vec<ListenerFrame>> {
+        match self {
+            AnyListener::V0(l) => l.forward(mags, frames),
+            AnyListener::Net(l) => l.forward(mags, frames),
+        }
+    }
+    /// The tracker's voicing calibration for this listener.
+    pub fn voicing(&self, model: &Model) -> Voicing {
+        voicing_for(self.kind(), model)
+    }
+}
+
+/// The tracker's voicing calibration for a listener of `kind` from `model` (`listener.voicing`
+/// for v0; the trained listener's `listener.net.calib`: thresholds and level gate).
+pub fn voicing_for(kind: ListenerKind, model: &Model) -> Voicing {
+    let v = &model.tensor("listener.voicing").data;
+    match (kind, model.get("listener.net.calib")) {
+        (ListenerKind::Trained, Some(c)) => {
+            let c = &c.data;
+            let gate_db = if c[3] < 0.0 { c[3] } else { v[2] };
+            Voicing { threshold: c[0], gate_db, gate_span_db: v[3], onset_threshold: Some(c[1]) }
+        }
+        _ => Voicing { threshold: v[0], gate_db: v[2], gate_span_db: v[3], onset_threshold: None },
+    }
+}
+
+/// The tracker's view of one frame: what the listener heard plus the level of the newest hop
+/// (`prev_energy` carries the previous hop's mean square between calls).
+pub fn posterior(heard: &ListenerFrame, hop_samples: &[f32], prev_energy: &mut f32) -> FramePosterior {
+    let energy: f32 = hop_samples.iter().map(|x| x * x).sum::<f32>() / hop_samples.len().max(1) as f32;
+    let post = FramePosterior {
+        pitch: heard.pitch_midi,
+        periodicity: heard.periodicity,
+        flux: heard.flux,
+        hop_db: 10.0 * (energy + 1e-12).log10(),
+        level_db: 10.0 * (0.5 * (energy + *prev_energy) + 1e-12).log10(),
+    };
+    *prev_energy = energy;
+    post
+}
+
 pub struct Generator {
-    listener: ListenerV0,
+    listener: AnyListener,
     tracker: NoteTracker,
     pianist: PianistV0,
     /// Scratch for the listener's saliences.
@@ -92,11 +182,16 @@ pub struct Generator {
 }
 
 impl Generator {
+    /// The generator with the model's chosen listener ([`Model::listener`]).
     pub fn new(model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
-        let v = &model.tensor("listener.voicing").data;
-        let voicing = Voicing { threshold: v[0], gate_db: v[2], gate_span_db: v[3] };
+        Self::with_listener(model, timing, device, model.listener())
+    }
+
+    pub fn with_listener(model: &Model, timing: &Timing, device: &Device, kind: ListenerKind) -> candle_core::Result<Self> {
+        let listener = AnyListener::new(kind, model, timing, device)?;
+        let voicing = listener.voicing(model);
         Ok(Generator {
-            listener: ListenerV0::new(model, timing, device)?,
+            listener,
             tracker: NoteTracker::new(timing.hop_seconds(), timing.lookahead_hops, voicing),
             pianist: PianistV0::new(model, timing.sample_rate, timing.hop),
             salience: Vec::with_capacity(crate::v0::N_CANDIDATES),
@@ -132,21 +227,13 @@ impl Generator {
     /// The part of [`Generator::step`] after the listener (shared with batched offline runs).
     pub fn finish_frame(
         &mut self,
-        heard: crate::listener::ListenerFrame,
+        heard: ListenerFrame,
         hop_samples: &[f32],
         controls: &Controls,
         spectrum: &mut [Complex32],
         emit: &mut dyn FnMut(TrackEvent),
     ) -> candle_core::Result<FrameReport> {
-        let energy: f32 = hop_samples.iter().map(|x| x * x).sum::<f32>() / hop_samples.len().max(1) as f32;
-        let post = FramePosterior {
-            pitch: heard.pitch_midi,
-            periodicity: heard.periodicity,
-            flux: heard.flux,
-            hop_db: 10.0 * (energy + 1e-12).log10(),
-            level_db: 10.0 * (0.5 * (energy + self.prev_energy) + 1e-12).log10(),
-        };
-        self.prev_energy = energy;
+        let post = posterior(&heard, hop_samples, &mut self.prev_energy);
         let pianist = &mut self.pianist;
         self.tracker.push(post, controls, &mut |ev| {
             pianist.event(ev, controls);
@@ -156,7 +243,7 @@ impl Generator {
         Ok(FrameReport { pitch: self.tracker.last_pitch, note: self.tracker.sounding() })
     }
 
-    pub fn listener_mut(&mut self) -> &mut ListenerV0 {
+    pub fn listener_mut(&mut self) -> &mut AnyListener {
         &mut self.listener
     }
 }

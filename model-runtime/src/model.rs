@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::v0;
 
-/// The default weights, compiled into every binary so the plugin works with no files beside it.
-/// Regenerate with `cargo xtask gen-weights` (a test checks the file equals what that writes).
-pub static EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../assets/hummingface-v0.safetensors");
+/// The default weights, compiled into every binary so the plugin works with no files beside it:
+/// the v0 tensors (`cargo xtask gen-weights`; a test checks they are what that writes) plus the
+/// trained listener (`cargo xtask train listener`, seeded).
+pub static EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../assets/hummingface-v1.safetensors");
 
 /// Which device the inference worker runs the generator on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -80,8 +81,10 @@ pub struct HostTensor {
 }
 
 /// A validated set of generator weights.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Model {
+    /// Which listener the generator runs (v0 unless chosen with [`Model::with_listener`]).
+    listener: crate::generator::ListenerKind,
     /// Name from the file's metadata, e.g. `hummingface-v0`.
     name: String,
     /// Tensors by name, all validated against [`v0::TENSOR_SPECS`].
@@ -122,17 +125,13 @@ impl Model {
             .and_then(|m| m.get("name").cloned())
             .ok_or_else(|| ModelError::Metadata("no 'name' entry".into()))?;
         let mut tensors = HashMap::new();
-        for spec in v0::TENSOR_SPECS {
-            let view = st.tensor(spec.name).map_err(|_| ModelError::Missing(spec.name))?;
+        let read = |name: &'static str, shape: &[usize]| -> Result<HostTensor, ModelError> {
+            let view = st.tensor(name).map_err(|_| ModelError::Missing(name))?;
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(ModelError::Dtype { name: spec.name, got: format!("{:?}", view.dtype()) });
+                return Err(ModelError::Dtype { name, got: format!("{:?}", view.dtype()) });
             }
-            if view.shape() != spec.shape {
-                return Err(ModelError::Shape {
-                    name: spec.name,
-                    got: view.shape().to_vec(),
-                    want: spec.shape.to_vec(),
-                });
+            if view.shape() != shape {
+                return Err(ModelError::Shape { name, got: view.shape().to_vec(), want: shape.to_vec() });
             }
             let data: Vec<f32> = view
                 .data()
@@ -140,11 +139,22 @@ impl Model {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
             if let Some(index) = data.iter().position(|v| !v.is_finite()) {
-                return Err(ModelError::NotFinite { name: spec.name, index });
+                return Err(ModelError::NotFinite { name, index });
             }
-            tensors.insert(spec.name, HostTensor { shape: view.shape().to_vec(), data });
+            Ok(HostTensor { shape: view.shape().to_vec(), data })
+        };
+        for spec in v0::TENSOR_SPECS {
+            tensors.insert(spec.name, read(spec.name, spec.shape)?);
         }
-        Ok(Model { name, tensors })
+        // The trained listener is optional, but all or nothing: a file with some of its tensors
+        // is damaged, not a v0 file.
+        let has_net = st.names().iter().any(|n| n.starts_with("listener.net."));
+        if has_net {
+            for &(name, shape) in crate::listener_net::NET_SPECS {
+                tensors.insert(name, read(name, shape)?);
+            }
+        }
+        Ok(Model { listener: crate::generator::ListenerKind::V0, name, tensors })
     }
 
     /// Serialize named tensors (as produced by [`v0::build_tensors`]) into safetensors bytes.
@@ -173,5 +183,27 @@ impl Model {
     /// A validated tensor (every name in [`v0::TENSOR_SPECS`] is present after loading).
     pub fn tensor(&self, name: &'static str) -> &HostTensor {
         &self.tensors[name]
+    }
+
+    /// An optional tensor (the trained listener's are present only in trained model files).
+    pub fn get(&self, name: &str) -> Option<&HostTensor> {
+        self.tensors.get(name)
+    }
+
+    /// The same weights with the generator running listener `kind` (the trained one only when
+    /// this file carries it; v0 otherwise).
+    pub fn with_listener(mut self, kind: crate::generator::ListenerKind) -> Model {
+        self.listener = kind;
+        self
+    }
+
+    /// The listener the generator runs with these weights.
+    pub fn listener(&self) -> crate::generator::ListenerKind {
+        if self.has_trained_listener() { self.listener } else { crate::generator::ListenerKind::V0 }
+    }
+
+    /// Whether this model carries the trained listener.
+    pub fn has_trained_listener(&self) -> bool {
+        self.tensors.contains_key("listener.net.w1")
     }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::controls::Controls;
 use crate::engine::{Engine, EngineConfig, EngineError, NoteEvent, ProcessMode};
+use crate::feed::PitchFeed;
 use crate::mixer::Mixer;
 use crate::model::{DeviceChoice, Model};
 
@@ -37,11 +38,31 @@ pub struct RenderedNote {
     pub velocity: f32,
 }
 
+/// The pitch the listener heard, one value per hop, on the input's clock (like the notes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PitchCurve {
+    /// Time of `midi[0]` in seconds from the start of the input (negative: before it).
+    pub first_s: f64,
+    /// Seconds between values.
+    pub hop_s: f64,
+    /// MIDI note number with fraction; NaN where the listener heard no pitch.
+    pub midi: Vec<f32>,
+}
+
+impl PitchCurve {
+    /// Time of value `i`, seconds.
+    pub fn time(&self, i: usize) -> f64 {
+        self.first_s + i as f64 * self.hop_s
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RenderResult {
     /// Same channel count and length as the input, latency removed.
     pub channels: Vec<Vec<f32>>,
     pub notes: Vec<RenderedNote>,
+    /// What the listener heard (for pictures).
+    pub pitch: PitchCurve,
     pub sample_rate: f32,
     pub latency_samples: u32,
     pub late_frames: u64,
@@ -72,10 +93,16 @@ pub fn render_offline(
         return Err(EngineError::Input("channels differ in length".into()));
     }
     let block = opts.block.clamp(1, 1 << 16);
-    let mut engine = Engine::new(
+    // Every decided frame's pitch; drained after each block, far below the feed's capacity.
+    let feed = Arc::new(PitchFeed::default());
+    feed.set_enabled(true);
+    let mut engine = Engine::with_feed(
         EngineConfig { sample_rate, max_block: block, mode: ProcessMode::Offline, device: opts.device },
         model,
+        Some(feed.clone()),
     )?;
+    let mut pitch: Vec<f32> = Vec::new();
+    let mut next_frame = 0;
     let latency = engine.latency_samples() as usize;
     let mut mixer = Mixer::new(nch, latency);
     let total = len + latency;
@@ -103,6 +130,10 @@ pub fn render_offline(
         engine.process(&mono[..n], &mut wet[..n], &opts.controls, &mut |ev| events.push((base + ev.timing as u64, ev)));
         let mut slices: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..n]).collect();
         mixer.process(&mut slices, &wet[..n], opts.mix, opts.gain_db, sample_rate);
+        next_frame = feed.read_since(next_frame, &mut |f| {
+            pitch.resize(f.index as usize, f32::NAN);
+            pitch.push(f.pitch);
+        });
         for (o, b) in out.iter_mut().zip(&bufs) {
             o.extend_from_slice(&b[..n]);
         }
@@ -134,9 +165,18 @@ pub fn render_offline(
     }
     notes.sort_by_key(|n| n.start_sample);
     let stats = engine.stats();
+    // Frame `k`'s events leave the output `(k + 1.5)` hops in (see `Engine::schedule`), and
+    // its pitch belongs to the same decided frame; minus the latency, like the notes.
+    let hop = engine.timing().hop as f64;
+    let pitch = PitchCurve {
+        first_s: (1.5 * hop - latency as f64) / sample_rate as f64,
+        hop_s: hop / sample_rate as f64,
+        midi: pitch,
+    };
     Ok(RenderResult {
         channels: out,
         notes,
+        pitch,
         sample_rate,
         latency_samples: latency as u32,
         late_frames: stats.late_frames.load(std::sync::atomic::Ordering::Relaxed),

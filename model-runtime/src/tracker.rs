@@ -20,6 +20,11 @@ const RETRIGGER_RISE_DB: f32 = 9.0;
 const HYSTERESIS: f32 = 0.3;
 /// The weak voicing threshold as a fraction of the strong one.
 const WEAK_FRACTION: f32 = 0.8;
+/// Frames averaged (about 150 ms, one cycle of a 6.5 Hz vibrato) before a sounding note follows
+/// the pitch to a neighbouring note without an onset from the listener.
+const VIBRATO_FRAMES: usize = 28;
+/// Unvoiced frames in a row that end a note (with a listener that hears onsets): about 16 ms.
+const OFF_FRAMES: usize = 3;
 /// Frames after an onset during which no new onset is accepted.
 const REFRACTORY: u64 = 8;
 
@@ -55,6 +60,10 @@ pub struct Voicing {
     pub gate_db: f32,
     /// Gate change per unit of sensitivity, dB.
     pub gate_span_db: f32,
+    /// When the listener hears onsets itself (the trained listener's onset probability, passed
+    /// in [`FramePosterior::flux`]), the probability above which a voiced frame starts a new
+    /// note; `None` (v0) re-triggers on a rise of the level after a dip instead.
+    pub onset_threshold: Option<f32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +96,7 @@ pub struct NoteTracker {
 impl NoteTracker {
     pub fn new(hop_s: f32, lookahead: usize, voicing: Voicing) -> Self {
         assert!(lookahead < HISTORY - DIP_LOOKBACK);
+        const { assert!(VIBRATO_FRAMES < HISTORY) };
         NoteTracker {
             hist: [FramePosterior::default(); HISTORY],
             frames: 0,
@@ -176,10 +186,13 @@ impl NoteTracker {
             }
         }
         let prev_db = if j > 0 { self.at(j - 1).level_db } else { f32::NEG_INFINITY };
-        let onset = voiced_j
-            && pj.level_db - dip >= RETRIGGER_RISE_DB
-            && pj.level_db > prev_db + 2.0
-            && self.last_onset.is_none_or(|o| j >= o + REFRACTORY);
+        let level_onset = pj.level_db - dip >= RETRIGGER_RISE_DB && pj.level_db > prev_db + 2.0;
+        let heard_onset = match self.voicing.onset_threshold {
+            // Rising edge of the listener's onset probability.
+            Some(th) => pj.flux > th && (j == 0 || self.at(j - 1).flux <= th),
+            None => level_onset,
+        };
+        let onset = voiced_j && heard_onset && self.last_onset.is_none_or(|o| j >= o + REFRACTORY);
 
         let min_frames = (c.min_note_ms / 1000.0 / self.hop_s).ceil() as u64;
         let velocity = {
@@ -203,14 +216,33 @@ impl NoteTracker {
             Some(cur) => {
                 let held = j - cur.start;
                 let long_enough = held >= min_frames;
-                if !majority_voiced && !voiced_j {
+                // A listener that hears onsets itself also gets a short hangover: the note ends
+                // after `OFF_FRAMES` unvoiced frames in a row, not on a single dropout.
+                let off_frames = if self.voicing.onset_threshold.is_some() { OFF_FRAMES } else { 1 };
+                let unvoiced_run = (0..off_frames as u64).all(|b| b <= j && !self.voiced_at(self.at(j - b), c, true));
+                if !majority_voiced && !voiced_j && unvoiced_run {
                     if long_enough {
                         self.current = None;
                         emit(TrackEvent::Off { note: cur.note });
                     }
                 } else if majority_voiced && stable && confirmed && long_enough && held >= 2 {
                     let (snapped, note) = target(pitch);
-                    let moved = snapped != cur.snapped && (pitch - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
+                    let mut moved = snapped != cur.snapped && (pitch - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
+                    if moved && self.voicing.onset_threshold.is_some() && !onset {
+                        // A listener that hears onsets marks note changes itself; without one,
+                        // the pitch must also have left the note on average over about one
+                        // vibrato cycle, so wide vibrato does not flip between neighbours.
+                        let (mut sum, mut n) = (0.0f32, 0);
+                        for f in j.saturating_sub(VIBRATO_FRAMES as u64 - 1)..=j {
+                            let p = self.at(f);
+                            if f >= cur.start && self.voiced_at(p, c, true) {
+                                sum += p.pitch;
+                                n += 1;
+                            }
+                        }
+                        let mean = if n > 0 { sum / n as f32 } else { pitch };
+                        moved = (mean - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
+                    }
                     if onset || moved {
                         emit(TrackEvent::Off { note: cur.note });
                         self.current = Some(Current { note, snapped, start: j });

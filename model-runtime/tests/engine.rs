@@ -20,9 +20,17 @@ fn render(audio: &[f32], sr: f32, opts: &RenderOptions) -> RenderResult {
 }
 
 #[test]
-fn embedded_weights_are_what_gen_weights_writes() {
-    assert_eq!(model::EMBEDDED_WEIGHTS, v0::build_file_bytes().as_slice(), "run `cargo xtask gen-weights`");
-    assert_eq!(Model::embedded().name(), "hummingface-v0");
+fn embedded_weights_are_v0_plus_the_trained_listener() {
+    let v0_file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/hummingface-v0.safetensors")).unwrap();
+    assert_eq!(v0_file, v0::build_file_bytes(), "run `cargo xtask gen-weights`");
+    let m = Model::embedded();
+    assert_eq!(m.name(), "hummingface-v1");
+    assert!(m.has_trained_listener());
+    for (name, t) in v0::build_tensors() {
+        assert_eq!(m.tensor(name).data, t.data, "{name} differs from what gen-weights makes");
+    }
+    let calib = &m.get("listener.net.calib").unwrap().data;
+    assert_eq!(calib[2] as usize, hummingface_runtime::timing::DETECTION_HOPS, "trained for another detection delay");
 }
 
 #[test]
@@ -222,7 +230,7 @@ fn unsupported_sample_rates_are_clear_errors() {
 
 #[test]
 fn batched_listener_equals_the_streaming_one() {
-    use hummingface_runtime::listener::ListenerV0;
+    use hummingface_runtime::generator::{AnyListener, ListenerKind};
     let sr = 48000.0;
     let (notes, _) = singer::demo_phrase();
     let audio = Singer::default().render(&notes[..6], sr, 4.0);
@@ -230,25 +238,29 @@ fn batched_listener_equals_the_streaming_one() {
     let (mags, frames) = bench::analysis_frames(&audio, &t);
     let model = Model::embedded();
     let dev = candle_core::Device::Cpu;
-    let mut streaming = ListenerV0::new(&model, &t, &dev).unwrap();
-    let mut batched = ListenerV0::new(&model, &t, &dev).unwrap();
-    let mut sal = Vec::new();
-    let bins = t.analysis_bins;
-    let mut k = 0;
-    let mut voiced = 0;
-    while k < frames {
-        let n = 64.min(frames - k);
-        let batch = batched.forward(&mags[k * bins..(k + n) * bins], n).unwrap();
-        for (i, b) in batch.iter().enumerate() {
-            let s = streaming.step(&mags[(k + i) * bins..(k + i + 1) * bins], &mut sal).unwrap();
-            assert!((s.periodicity - b.periodicity).abs() < 1e-4, "frame {}: {s:?} vs {b:?}", k + i);
-            assert!((s.flux - b.flux).abs() < 1e-4, "frame {}: {s:?} vs {b:?}", k + i);
-            if s.periodicity > 0.2 {
-                voiced += 1;
-                assert!((s.pitch_midi - b.pitch_midi).abs() < 0.01, "frame {}: {s:?} vs {b:?}", k + i);
+    for kind in [ListenerKind::V0, ListenerKind::Trained] {
+        let mut streaming = AnyListener::new(kind, &model, &t, &dev).unwrap();
+        let mut batched = AnyListener::new(kind, &model, &t, &dev).unwrap();
+        assert_eq!(streaming.kind(), kind);
+        let threshold = streaming.voicing(&model).threshold;
+        let mut sal = Vec::new();
+        let bins = t.analysis_bins;
+        let mut k = 0;
+        let mut voiced = 0;
+        while k < frames {
+            let n = 64.min(frames - k);
+            let batch = batched.forward(&mags[k * bins..(k + n) * bins], n).unwrap();
+            for (i, b) in batch.iter().enumerate() {
+                let s = streaming.step(&mags[(k + i) * bins..(k + i + 1) * bins], &mut sal).unwrap();
+                assert!((s.periodicity - b.periodicity).abs() < 1e-4, "{kind:?} frame {}: {s:?} vs {b:?}", k + i);
+                assert!((s.flux - b.flux).abs() < 1e-4, "{kind:?} frame {}: {s:?} vs {b:?}", k + i);
+                if s.periodicity > threshold {
+                    voiced += 1;
+                    assert!((s.pitch_midi - b.pitch_midi).abs() < 0.01, "{kind:?} frame {}: {s:?} vs {b:?}", k + i);
+                }
             }
+            k += n;
         }
-        k += n;
+        assert!(voiced > frames / 4, "{kind:?}: only {voiced} of {frames} frames voiced");
     }
-    assert!(voiced > frames / 4, "only {voiced} of {frames} frames voiced");
 }

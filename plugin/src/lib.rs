@@ -2,7 +2,8 @@
 //!
 //! The nice-plug [`Plugin`] (VST3 + CLAP) around `hummingface_runtime`'s engine. The plugin only
 //! coordinates: parameters live in [`params`], the audio-thread work in [`processor::Processor`],
-//! and the file formats the command-line renderer uses in [`audio_file`] and [`midi_file`].
+//! the editor in [`editor`] (fed through [`monitor`]), presets in [`presets`], and the file
+//! formats the command-line renderer uses in [`audio_file`], [`midi_file`] and [`picture`].
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -10,13 +11,19 @@ use std::sync::Arc;
 use hummingface_runtime::{DeviceChoice, EngineConfig, Model, ProcessMode as EngineMode};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
+use nice_plug_egui::{EguiEditor, EguiEditorState};
 
 pub mod atomic_file;
 pub mod audio_file;
+pub mod editor;
 pub mod midi_file;
+pub mod monitor;
 pub mod params;
+pub mod picture;
+pub mod presets;
 pub mod processor;
 
+pub use monitor::{EngineInfo, Monitor};
 pub use params::{controls_from_params, HummingFaceParams, STATE_VERSION};
 pub use processor::Processor;
 
@@ -38,8 +45,12 @@ struct ActiveSetup {
 
 /// The plugin instance.
 pub struct HummingFace {
-    /// Parameters, shared with the host wrapper (and later the editor).
+    /// Parameters, shared with the host wrapper and the editor.
     params: Arc<HummingFaceParams>,
+    /// Pitch feed, meters and engine description for the editor.
+    monitor: Arc<Monitor>,
+    /// The editor window's size and whether it is open (nice-plug-egui's own state).
+    editor_state: Arc<EguiEditorState>,
     /// Generator weights, loaded on first activation and kept for re-activations.
     model: Option<Arc<Model>>,
     /// Engine + mixer + buffers; `None` until a successful `activate()` and after `deactivate()`.
@@ -53,6 +64,8 @@ impl Default for HummingFace {
         // Nothing expensive here: hosts instantiate plugins to scan them.
         HummingFace {
             params: Arc::new(HummingFaceParams::default()),
+            monitor: Arc::new(Monitor::default()),
+            editor_state: editor::default_state(),
             model: None,
             processor: None,
             setup: None,
@@ -90,13 +103,25 @@ impl Plugin for HummingFace {
         },
     ];
 
-    type Editor = ();
+    type Editor = EguiEditor<editor::EditorApp>;
     type SysExMessage = ();
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
     type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        editor::create(
+            self.params.clone(),
+            self.monitor.clone(),
+            self.editor_state.clone(),
+        )
+    }
+
+    fn filter_state(state: &mut PluginState) {
+        params::migrate_state(state);
     }
 
     fn activate(
@@ -130,6 +155,7 @@ impl Plugin for HummingFace {
         // new one.
         self.processor = None;
         self.setup = None;
+        self.monitor.set_engine(None);
 
         let model = match &self.model {
             Some(model) => model.clone(),
@@ -149,8 +175,18 @@ impl Plugin for HummingFace {
             mode: setup.mode,
             device: setup.device,
         };
-        match Processor::new(cfg, setup.channels, model) {
+        match Processor::with_feed(cfg, setup.channels, model, Some(self.monitor.feed.clone())) {
             Ok(processor) => {
+                let engine = processor.engine();
+                self.monitor.set_engine(Some(EngineInfo {
+                    stats: engine.stats(),
+                    device: engine.device_name().to_string(),
+                    device_note: engine.device_note().map(str::to_string),
+                    latency_samples: processor.latency_samples(),
+                    sample_rate: setup.sample_rate,
+                    hop: engine.timing().hop,
+                    offline: setup.mode == EngineMode::Offline,
+                }));
                 context.set_latency_samples(processor.latency_samples());
                 nice_log!(
                     "HummingFace active: {} Hz, blocks up to {}, {:?}, device {}, latency {} samples",
@@ -192,6 +228,11 @@ impl Plugin for HummingFace {
         };
         let controls = controls_from_params(&self.params);
         let output = &self.params.output;
+        // Meters only while the editor shows them.
+        let metering = self.monitor.metering();
+        if metering {
+            self.monitor.note_input(buffer.as_slice());
+        }
         // The detected notes leave as MIDI, sample-accurate and aligned with the piano audio.
         processor.process_with_notes(
             buffer.as_slice(),
@@ -221,6 +262,9 @@ impl Plugin for HummingFace {
                 let _ = context.try_send_event(event);
             },
         );
+        if metering {
+            self.monitor.note_output(buffer.as_slice());
+        }
         ProcessStatus::Tail(processor.tail_samples(controls.release_ms))
     }
 
@@ -228,6 +272,7 @@ impl Plugin for HummingFace {
         // Free the engine's worker thread and device memory while the plugin sleeps.
         self.processor = None;
         self.setup = None;
+        self.monitor.set_engine(None);
     }
 }
 

@@ -5,13 +5,70 @@
 
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hummingface_runtime::{Controls, DeviceChoice, Scale};
 use nice_plug::prelude::*;
+use serde::{Deserialize, Serialize};
 
-/// Version of the saved state layout. Bump it when a parameter's meaning or range changes, and
-/// migrate older states in [`Plugin::filter_state`] by reading the `state-version` field.
-pub const STATE_VERSION: u32 = 1;
+/// Version of the saved state layout (and of preset files). Bump it when a parameter's meaning
+/// or range changes, or the state gains something older states must be migrated for, and
+/// migrate older states in [`migrate_state`] by reading the `state-version` field.
+///
+/// - 1: HummingFace 0.1.0, the parameters.
+/// - 2: the same parameters, plus the editor's window size (`editor-size`) and the name of the
+///   last preset loaded (`preset`). A version 1 state loads with the default size and no name.
+pub const STATE_VERSION: u32 = 2;
+
+/// Persisted field holding [`STATE_VERSION`].
+pub const STATE_VERSION_FIELD: &str = "state-version";
+
+/// Bring a saved state to this build's layout before the host loads it (called from
+/// `Plugin::filter_state`). A state from a newer build is left as it is: the parameters this
+/// build knows still load, the rest is ignored.
+pub fn migrate_state(state: &mut PluginState) {
+    // Every build wrote the field; a state without it predates versioning (treated as 1).
+    let saved = state
+        .fields
+        .get(STATE_VERSION_FIELD)
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(1);
+    if saved > STATE_VERSION {
+        nice_warn!(
+            "HummingFace: this state was saved by a newer version (state {saved}, this build \
+             reads up to {STATE_VERSION}); loading the parameters it knows"
+        );
+        return;
+    }
+    // 1 → 2: the parameters are unchanged; `editor-size` and `preset` default when absent.
+    state
+        .fields
+        .insert(STATE_VERSION_FIELD.to_string(), STATE_VERSION.to_string());
+}
+
+/// The editor window's size in logical pixels, saved with the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditorSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl EditorSize {
+    /// Size of a new editor.
+    pub const DEFAULT: EditorSize = EditorSize { width: 980, height: 640 };
+    /// Smallest size the editor can be resized to.
+    pub const MIN: EditorSize = EditorSize { width: 720, height: 480 };
+    /// Largest size (a sanity bound on a saved size).
+    pub const MAX: EditorSize = EditorSize { width: 4096, height: 3072 };
+
+    /// This size inside [`EditorSize::MIN`] ..= [`EditorSize::MAX`].
+    pub fn clamped(self) -> EditorSize {
+        EditorSize {
+            width: self.width.clamp(Self::MIN.width, Self::MAX.width),
+            height: self.height.clamp(Self::MIN.height, Self::MAX.height),
+        }
+    }
+}
 
 /// Parameter ranges shared by the plugin parameters and the command-line renderer, so both
 /// accept exactly the same values.
@@ -160,6 +217,12 @@ pub struct HummingFaceParams {
     /// saved by a future or past version can be recognised and migrated in `filter_state`.
     #[persist = "state-version"]
     pub state_version: AtomicU32,
+    /// The editor's window size (logical pixels); the editor updates it when resized.
+    #[persist = "editor-size"]
+    pub editor_size: Arc<Mutex<EditorSize>>,
+    /// Name of the last preset loaded or saved in the editor ("" for none).
+    #[persist = "preset"]
+    pub preset_name: Arc<Mutex<String>>,
 
     /// How the vocal is heard.
     #[nested(group = "Input")]
@@ -250,6 +313,8 @@ impl Default for HummingFaceParams {
         let d = Controls::default();
         Self {
             state_version: AtomicU32::new(STATE_VERSION),
+            editor_size: Arc::new(Mutex::new(EditorSize::DEFAULT)),
+            preset_name: Arc::new(Mutex::new(String::new())),
             input: InputParams {
                 sensitivity: FloatParam::new(
                     "Sensitivity",
@@ -370,7 +435,54 @@ mod tests {
         assert_eq!(params.state_version(), STATE_VERSION);
         // The version travels with the saved state.
         let fields = params.serialize_fields();
-        assert_eq!(fields.get("state-version").map(String::as_str), Some("1"));
+        assert_eq!(fields.get("state-version").map(String::as_str), Some("2"));
+        assert_eq!(
+            fields.get("editor-size").map(String::as_str),
+            Some(r#"{"width":980,"height":640}"#)
+        );
+    }
+
+    /// A state saved by HummingFace 0.1.0 (state version 1), as the VST3 handed it to a host.
+    /// Made with the 0.1.0 bundle in pedalboard: load_plugin, set key D, scale natural minor,
+    /// transpose 3, release 800 ms, mix 75 %, gain −2.5 dB, sensitivity 62 %, process 0.1 s,
+    /// read `raw_state`, and decode the IComponent chunk (JUCE base64) to this JSON.
+    /// `tests/data/hummingface-0.1.0.vst3state` is the raw blob; `tests/tests/presets.rs`
+    /// loads it into the current VST3 in pedalboard.
+    const STATE_0_1_0: &str = include_str!("../../tests/data/hummingface-0.1.0-state.json");
+
+    #[test]
+    fn a_version_1_state_migrates_to_the_current_layout() {
+        let mut state: PluginState = serde_json::from_str(STATE_0_1_0).unwrap();
+        assert_eq!(state.fields.get("state-version").map(String::as_str), Some("1"));
+        let before = serde_json::to_string(&state.params).unwrap();
+        migrate_state(&mut state);
+        assert_eq!(
+            state.fields.get("state-version").map(String::as_str),
+            Some(STATE_VERSION.to_string().as_str())
+        );
+        // The parameters are unchanged (same IDs, same meaning); the new fields take defaults.
+        assert_eq!(serde_json::to_string(&state.params).unwrap(), before);
+        assert!(!state.fields.contains_key("editor-size"));
+
+        let params = HummingFaceParams::default();
+        params.deserialize_fields(&state.fields);
+        assert_eq!(params.state_version(), STATE_VERSION);
+        assert_eq!(*params.editor_size.lock().unwrap(), EditorSize::DEFAULT);
+    }
+
+    #[test]
+    fn states_from_newer_builds_and_bad_fields_do_not_panic() {
+        let mut state: PluginState = serde_json::from_str(STATE_0_1_0).unwrap();
+        state.fields.insert("state-version".into(), "99".into());
+        migrate_state(&mut state);
+        assert_eq!(state.fields.get("state-version").map(String::as_str), Some("99"));
+        state.fields.insert("state-version".into(), "not a number".into());
+        state.fields.insert("editor-size".into(), "{\"width\": -3}".into());
+        migrate_state(&mut state);
+        let params = HummingFaceParams::default();
+        params.deserialize_fields(&state.fields);
+        assert_eq!(params.state_version(), STATE_VERSION);
+        assert_eq!(*params.editor_size.lock().unwrap(), EditorSize::DEFAULT);
     }
 
     #[test]

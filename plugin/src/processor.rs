@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use hummingface_runtime::{Controls, Engine, EngineConfig, EngineError, Mixer, Model, NoteEvent};
+use hummingface_runtime::{
+    Controls, Engine, EngineConfig, EngineError, Mixer, Model, NoteEvent, PitchFeed,
+};
 
 /// Most channels one call to [`Processor::process`] handles; further channels are left as they
 /// are (undelayed dry). The plugin's layouts are mono and stereo. This bounds the stack array that holds
@@ -35,16 +37,27 @@ impl Processor {
     /// 1..=[`MAX_CHANNELS`]). Allocates every buffer `process` will use. Blocks larger than
     /// `cfg.max_block` are processed in several chunks.
     pub fn new(
+        cfg: EngineConfig,
+        channels: usize,
+        model: Arc<Model>,
+    ) -> Result<Processor, EngineError> {
+        Processor::with_feed(cfg, channels, model, None)
+    }
+
+    /// [`Processor::new`], with the engine's worker pushing every decided frame into `feed` while
+    /// the feed is enabled (the editor's piano roll).
+    pub fn with_feed(
         mut cfg: EngineConfig,
         channels: usize,
         model: Arc<Model>,
+        feed: Option<Arc<PitchFeed>>,
     ) -> Result<Processor, EngineError> {
         if cfg.max_block == 0 {
             cfg.max_block = FALLBACK_MAX_BLOCK;
         }
         let channels = channels.clamp(1, MAX_CHANNELS);
         let (max_block, sample_rate) = (cfg.max_block, cfg.sample_rate);
-        let engine = Engine::new(cfg, model)?;
+        let engine = Engine::with_feed(cfg, model, feed)?;
         let mixer = Mixer::new(channels, engine.latency_samples() as usize);
         Ok(Processor {
             engine,

@@ -706,85 +706,6 @@ fn standalone_dummy_backend_stops_gracefully_on_sigint() {
     );
 }
 
-/// A private JACK server (dummy driver) for one test, stopped when dropped.
-struct JackServer {
-    name: String,
-    proc: Option<Running>,
-}
-
-impl JackServer {
-    fn start() -> JackServer {
-        assert!(
-            Path::new("/usr/bin/jackd").exists(),
-            "jackd2 is not installed (/usr/bin/jackd)"
-        );
-        let name = format!("hf-test-{}", std::process::id());
-        let mut cmd = Command::new("/usr/bin/jackd");
-        cmd.args([
-            "--no-realtime",
-            // Client timeout 20 s (default 500 ms): on a loaded CI machine a slow answer to a
-            // server notification (each `jack_lsp` below registers a client) would otherwise get
-            // the standalone's client removed, and its audio thread would never be called again.
-            "-t",
-            "20000",
-            "-n",
-            &name,
-            "-d",
-            "dummy",
-            "-r",
-            "48000",
-            "-p",
-            "512",
-        ])
-        .env("JACK_NO_START_SERVER", "1");
-        let proc = Running::spawn(&mut cmd, "jackd").unwrap();
-        let server = JackServer {
-            name,
-            proc: Some(proc),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let ok = Command::new("jack_wait")
-                .args(["-s", &server.name, "-c"])
-                .env("JACK_NO_START_SERVER", "1")
-                .output()
-                // It prints "running" or "not running".
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .any(|l| l.trim() == "running")
-                })
-                .unwrap_or(false);
-            if ok {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jackd -n {} did not come up within 15 s",
-                server.name
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        server
-    }
-
-    fn env(&self) -> [(&str, &str); 2] {
-        [
-            ("JACK_DEFAULT_SERVER", self.name.as_str()),
-            ("JACK_NO_START_SERVER", "1"),
-        ]
-    }
-
-    fn ports(&self) -> String {
-        let out = Command::new("jack_lsp")
-            .args(["-s", &self.name, "-c"])
-            .env("JACK_NO_START_SERVER", "1")
-            .output();
-        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-}
-
 /// A JACK port of the standalone's client (nice-plug names the client after the plugin,
 /// lower-cased: `hummingface:input_1`).
 fn is_our_port(port: &str) -> bool {
@@ -806,26 +727,6 @@ fn jack_connections(lsp: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
-impl Drop for JackServer {
-    fn drop(&mut self) {
-        if let Some(p) = self.proc.take() {
-            let _ = p.signal(libc::SIGTERM);
-            let done = p.wait(Duration::from_secs(10));
-            // When the test failed, the server's own log says whether it dropped our client.
-            if std::thread::panicking() {
-                match done {
-                    Ok(f) => eprintln!(
-                        "jackd -n {} log:\n{}\n{}",
-                        self.name,
-                        tail(&f.stdout, 3000),
-                        tail(&f.stderr, 3000)
-                    ),
-                    Err(e) => eprintln!("jackd -n {}: {e:#}", self.name),
-                }
-            }
-        }
-    }
-}
 
 #[test]
 fn standalone_on_a_jack_dummy_server_runs_and_stops_on_sigterm() {

@@ -5,7 +5,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cuda;
+mod train;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -15,7 +19,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   test                             setup, bundle, run every test (what .ci/run calls)
   gen-weights                      write assets/hummingface-v0.safetensors (v0 generator)
   demo-vocal                       write assets/demo-vocal.wav (formant-sung phrase)
-  eval [N]                         note accuracy of the v0 generator on N synthetic melodies
+  eval [N] [--trained]             note accuracy of the generator (v0 or trained listener) on N sung melodies
+  eval listener [N]                v0, YIN and the trained listener on N held-out synthetic clips
+  eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
+  train listener [--steps N ...]   train the listener network (writes assets/hummingface-v1.safetensors)
   bench                            engine benchmarks on one core (model-runtime/benches/engine.rs)
   cuda-toolkit                     assemble the CUDA 13 toolkit from pinned PyPI wheels (.cuda/)
   build-cuda                       build the CUDA variant of the CLI (target/cuda-dist/)";
@@ -28,6 +35,8 @@ const APT_PACKAGES: &[&str] = &[
     "libx11-xcb-dev",
     "libxcursor-dev",
     "libgl-dev",
+    // The editor: baseview loads these at run time (keyboard map, OpenGL through Mesa).
+    "libxkbcommon-x11-0",
     "jackd2",
     "xvfb",
     "xauth",
@@ -51,7 +60,10 @@ fn main() -> Result<()> {
         "test" => test(&root, &rest),
         "gen-weights" => gen_weights(&root),
         "demo-vocal" => demo_vocal(&root),
-        "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24)),
+        "eval" if rest.first().map(String::as_str) == Some("listener") => train::eval_listener(&root, &rest[1..]),
+        "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root),
+        "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24), rest.iter().any(|a| a == "--trained")),
+        "train" => train::train_cmd(&root, &rest),
         "bench" => {
             run(Command::new("cargo").args(["bench", "--workspace", "--bench", "engine", "--", "audio"]).env("RAYON_NUM_THREADS", "1"))?;
             run(Command::new("taskset").args(["-c", "0", "cargo", "bench", "--workspace", "--bench", "engine", "--", "core"]).env("RAYON_NUM_THREADS", "1"))
@@ -172,11 +184,13 @@ fn demo_vocal(root: &Path) -> Result<()> {
 
 /// Note accuracy (mir_eval definitions) of the shipped generator on held-out synthetic melodies:
 /// seeds 10_000.. (not used anywhere else), voices rotating male/female/child, 48 kHz.
-fn eval(n: u64) -> Result<()> {
+fn eval(n: u64, trained: bool) -> Result<()> {
     use hummingface_runtime::eval::{random_melody, score_notes, NoteScore};
     use hummingface_runtime::*;
     let sr = 48000.0;
-    let model = Model::embedded();
+    let kind = if trained { generator::ListenerKind::Trained } else { generator::ListenerKind::V0 };
+    let model = std::sync::Arc::new((*Model::embedded()).clone().with_listener(kind));
+    println!("listener: {:?}", model.listener());
     let mut total = NoteScore::default();
     let mut per_voice = [NoteScore::default(), NoteScore::default(), NoteScore::default()];
     println!("{:>6} {:>7} {:>5} {:>5} {:>7} {:>7} {:>7}", "seed", "voice", "ref", "est", "P", "R", "F1");

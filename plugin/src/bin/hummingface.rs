@@ -17,8 +17,10 @@ use serde::Serialize;
 use hummingface::audio_file::{prepare_wav_f32, read_audio};
 use hummingface::midi_file::prepare_midi;
 use hummingface::params::limits;
+use hummingface::picture::prepare_png;
+use hummingface::presets::{self, Sound};
 use hummingface_runtime::{
-    key_from_name, render_offline, Controls, DeviceChoice, Engine, EngineConfig, Model,
+    key_from_name, render_offline, DeviceChoice, Engine, EngineConfig, Model,
     ProcessMode, RenderOptions, Scale, KEY_NAMES,
 };
 
@@ -37,6 +39,8 @@ struct Cli {
 enum Command {
     /// Render a vocal recording to piano (offline: waits for every frame, deterministic).
     Render(RenderArgs),
+    /// List the factory presets and the user presets (the names `render --preset` takes).
+    Presets(PresetsArgs),
     /// Show the version, the model, the device `auto` picks and the latency.
     Info(InfoArgs),
     /// Measure the generator on CPU and (when usable) CUDA on the same input: per-hop latency,
@@ -54,54 +58,68 @@ struct RenderArgs {
     /// Also write the notes as a Standard MIDI File (120 bpm, 480 ticks per quarter).
     #[arg(long, value_name = "OUT.mid")]
     midi: Option<PathBuf>,
+    /// Also draw what was heard, the sung pitch over the notes as a piano roll, as a PNG.
+    #[arg(long, value_name = "OUT.png")]
+    png: Option<PathBuf>,
     /// Print one JSON object with the result on stdout.
     #[arg(long)]
     json: bool,
-    /// Dry/wet mix, 0 (vocal only) … 1 (piano only).
-    #[arg(long, default_value_t = 1.0, value_parser = ranged(limits::MIX))]
-    mix: f32,
-    /// Output gain in dB, −24 … 12.
-    #[arg(long, value_name = "DB", default_value_t = 0.0, allow_negative_numbers = true,
+    /// Start from a preset: a factory preset (natural-grand, soft-ballad, staccato, free-pitch,
+    /// pentatonic-a-minor, low-voice-octave-up), a user preset's name, or a preset file
+    /// (FILE.json). `hummingface presets` lists them. The options below override its values.
+    #[arg(long, value_name = "NAME")]
+    preset: Option<String>,
+    /// Dry/wet mix, 0 (vocal only) … 1 (piano only) [default: 1].
+    #[arg(long, value_parser = ranged(limits::MIX))]
+    mix: Option<f32>,
+    /// Output gain in dB, −24 … 12 [default: 0].
+    #[arg(long, value_name = "DB", allow_negative_numbers = true,
           value_parser = ranged(limits::GAIN_DB))]
-    gain: f32,
-    /// Semitones added after the key snap, −24 … 24.
-    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
+    gain: Option<f32>,
+    /// Semitones added after the key snap, −24 … 24 [default: 0].
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(
               *limits::TRANSPOSE.start() as i64..=*limits::TRANSPOSE.end() as i64))]
-    transpose: i32,
-    /// Tonic of the key snap: C, C#, Db, D, … B.
-    #[arg(long, default_value = "C", value_parser = parse_key)]
-    key: u8,
+    transpose: Option<i32>,
+    /// Tonic of the key snap: C, C#, Db, D, … B [default: C].
+    #[arg(long, value_parser = parse_key)]
+    key: Option<u8>,
     /// Scale of the key snap: chromatic, major, minor, harmonic-minor, major-pentatonic,
-    /// minor-pentatonic, blues, dorian, mixolydian.
-    #[arg(long, default_value = "chromatic", value_parser = parse_scale)]
-    scale: Scale,
-    /// How readily quiet or breathy singing becomes a note, 0 … 1.
-    #[arg(long, default_value_t = Controls::default().sensitivity,
-          value_parser = ranged(limits::SENSITIVITY))]
-    sensitivity: f32,
-    /// Minimum note length in milliseconds, 0 … 500.
-    #[arg(long, value_name = "MS", default_value_t = Controls::default().min_note_ms,
-          value_parser = ranged(limits::MIN_NOTE_MS))]
-    min_note: f32,
-    /// Velocity curve exponent, 0.25 … 4 (below 1 lifts soft singing).
-    #[arg(long, default_value_t = Controls::default().velocity_response,
-          value_parser = ranged(limits::VELOCITY_RESPONSE))]
-    velocity_response: f32,
-    /// Piano tone, −1 (dark) … 1 (bright).
-    #[arg(long, default_value_t = Controls::default().tone, allow_negative_numbers = true,
-          value_parser = ranged(limits::TONE))]
-    tone: f32,
-    /// Damper release in milliseconds, 10 … 3000.
-    #[arg(long, value_name = "MS", default_value_t = Controls::default().release_ms,
-          value_parser = ranged(limits::RELEASE_MS))]
-    release: f32,
+    /// minor-pentatonic, blues, dorian, mixolydian [default: chromatic].
+    #[arg(long, value_parser = parse_scale)]
+    scale: Option<Scale>,
+    /// How readily quiet or breathy singing becomes a note, 0 … 1 [default: 0.5].
+    #[arg(long, value_parser = ranged(limits::SENSITIVITY))]
+    sensitivity: Option<f32>,
+    /// Minimum note length in milliseconds, 0 … 500 [default: 60].
+    #[arg(long, value_name = "MS", value_parser = ranged(limits::MIN_NOTE_MS))]
+    min_note: Option<f32>,
+    /// Velocity curve exponent, 0.25 … 4 (below 1 lifts soft singing) [default: 1].
+    #[arg(long, value_parser = ranged(limits::VELOCITY_RESPONSE))]
+    velocity_response: Option<f32>,
+    /// Piano tone, −1 (dark) … 1 (bright) [default: 0].
+    #[arg(long, allow_negative_numbers = true, value_parser = ranged(limits::TONE))]
+    tone: Option<f32>,
+    /// Damper release in milliseconds, 10 … 3000 [default: 250].
+    #[arg(long, value_name = "MS", value_parser = ranged(limits::RELEASE_MS))]
+    release: Option<f32>,
     /// Compute device: auto, cpu or cuda.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     device: DeviceChoice,
     /// Generator weights (safetensors) to use instead of the built-in model.
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
+    /// Listener: v0 (harmonic summation, the default) or trained (the network; see
+    /// BENCHMARKS.md for where each is ahead).
+    #[arg(long, default_value = "v0", value_parser = ["v0", "trained"])]
+    listener: String,
+}
+
+#[derive(Args)]
+struct PresetsArgs {
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -215,26 +233,59 @@ struct RenderReport {
     device: String,
     /// Model name.
     model: String,
+    /// Preset the render started from, if any.
+    preset: Option<String>,
+    /// The settings used (preset, then the options given).
+    settings: presets::Preset,
+    /// Key the notes suggest (Krumhansl–Kessler profiles), e.g. `A minor`; null for fewer than
+    /// three pitch classes.
+    suggested_key: Option<String>,
+}
+
+/// The sound to render: the preset's (or the defaults), then every option given on the command
+/// line.
+fn sound_for(args: &RenderArgs) -> Result<(Sound, Option<String>)> {
+    let (mut sound, preset) = match &args.preset {
+        Some(name) => {
+            let preset = presets::find_preset(name)?;
+            let sound = preset.sound(&preset.name)?;
+            (sound, Some(preset.name))
+        }
+        None => (Sound::default(), None),
+    };
+    let c = &mut sound.controls;
+    c.sensitivity = args.sensitivity.unwrap_or(c.sensitivity);
+    c.min_note_ms = args.min_note.unwrap_or(c.min_note_ms);
+    c.key = args.key.unwrap_or(c.key);
+    c.scale = args.scale.unwrap_or(c.scale);
+    c.transpose = args.transpose.unwrap_or(c.transpose);
+    c.velocity_response = args.velocity_response.unwrap_or(c.velocity_response);
+    c.tone = args.tone.unwrap_or(c.tone);
+    c.release_ms = args.release.unwrap_or(c.release_ms);
+    sound.mix = args.mix.unwrap_or(sound.mix);
+    sound.gain_db = args.gain.unwrap_or(sound.gain_db);
+    Ok((sound, preset))
 }
 
 fn render(args: RenderArgs) -> Result<()> {
+    // Settings first: a bad preset fails before the input is decoded.
+    let (sound, preset) = sound_for(&args)?;
     let audio = read_audio(&args.input)?;
     let model = load_model(args.model.as_deref())?;
+    let model = if args.listener == "trained" {
+        if !model.has_trained_listener() {
+            anyhow::bail!("this model has no trained listener ({}): use --listener v0", model.name());
+        }
+        Arc::new((*model).clone().with_listener(hummingface_runtime::generator::ListenerKind::Trained))
+    } else {
+        model
+    };
     let sample_rate = audio.sample_rate as f32;
 
     let opts = RenderOptions {
-        controls: Controls {
-            sensitivity: args.sensitivity,
-            min_note_ms: args.min_note,
-            key: args.key,
-            scale: args.scale,
-            transpose: args.transpose,
-            velocity_response: args.velocity_response,
-            tone: args.tone,
-            release_ms: args.release,
-        },
-        mix: args.mix,
-        gain_db: args.gain,
+        controls: sound.controls,
+        mix: sound.mix,
+        gain_db: sound.gain_db,
         device: args.device,
         ..RenderOptions::default()
     };
@@ -269,13 +320,25 @@ fn render(args: RenderArgs) -> Result<()> {
         eprintln!("note: {}", one_line(note));
     }
 
-    // Both outputs are complete on disk before either is renamed into place.
+    // Every output is complete on disk before any is renamed into place.
     let wav = prepare_wav_f32(&args.output, &result.channels, audio.sample_rate)?;
     let midi = match &args.midi {
         Some(path) => Some(prepare_midi(path, &result.notes, sample_rate)?),
         None => None,
     };
-    for pending in std::iter::once(wav).chain(midi) {
+    let png = match &args.png {
+        Some(path) => {
+            let title = format!(
+                "{} — {} notes{}",
+                args.input.file_name().map_or_else(|| "input".into(), |n| n.to_string_lossy()),
+                result.notes.len(),
+                preset.as_ref().map(|p| format!(", preset {p}")).unwrap_or_default()
+            );
+            Some(prepare_png(path, &result.notes, &result.pitch, sample_rate, result.seconds, &title)?)
+        }
+        None => None,
+    };
+    for pending in std::iter::once(wav).chain(midi).chain(png) {
         let target = pending.target().to_path_buf();
         pending
             .commit()
@@ -302,6 +365,15 @@ fn render(args: RenderArgs) -> Result<()> {
         late_frames: result.late_frames,
         device: result.device.clone(),
         model: model.name().to_string(),
+        preset: preset.clone(),
+        settings: presets::Preset::from_sound(preset.as_deref().unwrap_or("command line"), "", &sound),
+        suggested_key: hummingface_runtime::estimate_key(result.notes.iter().map(|n| {
+            (n.note, n.end_sample.saturating_sub(n.start_sample) as f32 / sample_rate)
+        }))
+        .map(|k| {
+            let mode = if k.scale == Scale::Major { "major" } else { "minor" };
+            format!("{} {mode}", presets::key_name(k.key))
+        }),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -319,6 +391,49 @@ fn render(args: RenderArgs) -> Result<()> {
         if let Some(midi) = &args.midi {
             println!("wrote {}", midi.display());
         }
+        if let Some(png) = &args.png {
+            println!("wrote {}", png.display());
+        }
+    }
+    Ok(())
+}
+
+/// One preset in the `presets --json` output.
+#[derive(Serialize)]
+struct PresetEntry {
+    /// What `render --preset` takes.
+    id: String,
+    name: String,
+    description: String,
+    /// `factory` or `user`.
+    kind: &'static str,
+    /// The file of a user preset.
+    path: Option<PathBuf>,
+}
+
+fn list_presets(args: PresetsArgs) -> Result<()> {
+    let mut entries: Vec<PresetEntry> = presets::factory_by_stem()
+        .into_iter()
+        .map(|(id, p)| PresetEntry { id: id.to_string(), name: p.name, description: p.description, kind: "factory", path: None })
+        .collect();
+    // Keep the menu order of the factory presets.
+    entries.sort_by_key(|e| presets::FACTORY.iter().position(|(s, _)| *s == e.id));
+    let dir = presets::user_preset_dir();
+    let (user, bad) = presets::user_presets(&dir);
+    for (path, p) in user {
+        let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        entries.push(PresetEntry { id, name: p.name, description: p.description, kind: "user", path: Some(path) });
+    }
+    for err in &bad {
+        eprintln!("warning: {}", one_line(&err.to_string()));
+    }
+    if args.json {
+        println!("{}", serde_json::json!({ "presets": entries, "user_dir": dir }));
+    } else {
+        for e in &entries {
+            println!("{:<22} {:<8} {}", e.id, e.kind, e.description);
+        }
+        println!("user presets: {}", dir.display());
     }
     Ok(())
 }
@@ -510,6 +625,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Render(args) => render(args),
+        Command::Presets(args) => list_presets(args),
         Command::Info(args) => info(args),
         Command::BenchGpu(args) => bench_gpu(args),
     };

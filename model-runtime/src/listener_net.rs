@@ -1,0 +1,312 @@
+//! The trained listener: a small causal network over the engine's log-frequency features.
+//!
+//! Input, per analysis frame `t` (the newest): the log-frequency features (20-cent grid, see
+//! [`crate::v0`]) of the frames `t - CONTEXT[c]`, log-compressed relative to the loudest feature
+//! of the last [`HISTORY`] frames (so level changes between frames stay visible), and the level
+//! of each of those frames. For every 20-cent pitch candidate the network gathers the features
+//! at the candidate's subharmonic, fundamental and harmonics 2–6 in every context frame, and at
+//! the neighbouring candidates ("harmonic stacking": one gather with a fixed index), then runs
+//! the same small MLP on every candidate → a pitch logit per candidate. Max and mean over the
+//! candidates' hidden units plus the frame levels feed a second MLP → voicing and onset logits.
+//!
+//! Outputs describe hop `t - DETECTION_HOPS` (the network sees that many hops after it: its
+//! fixed lookahead, part of the reported latency). `step`/`reset` stream frame by frame;
+//! `forward` runs a batch of frames (same numbers). The training code
+//! (`train::listener`, feature `training`) uses the same input assembly and forward.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::listener::ListenerFrame;
+use crate::model::{HostTensor, Model};
+use crate::timing::Timing;
+use crate::v0::{candidate_midi, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
+
+/// Frames kept for the context and the normalisation.
+pub const HISTORY: usize = 8;
+/// Context frames, as offsets back from the newest frame.
+pub const CONTEXT: [usize; 6] = [0, 1, 2, 3, 5, 7];
+/// Harmonic offsets in features (20-cent steps): ½, 1, 2, 3, 4, 5, 6 × the candidate.
+pub const HARMONIC_OFFSETS: [isize; 7] = [-60, 0, 60, 95, 120, 139, 155];
+/// Feature index of candidate 0 (C2 = 65.4 Hz = 55 Hz · 2^(15/60)).
+pub const CAND0_FEATURE: isize = 15;
+/// Neighbouring candidates gathered per candidate (−1, 0, +1).
+pub const NEIGHBOURS: usize = 3;
+/// Inputs per candidate.
+pub const IN_PER_CAND: usize = CONTEXT.len() * HARMONIC_OFFSETS.len() * NEIGHBOURS;
+/// Width of one frame's input row: context features plus one zero used for out-of-range taps.
+pub const ROW: usize = CONTEXT.len() * N_FEATURES + 1;
+/// Hidden widths.
+pub const H1: usize = 48;
+pub const H2: usize = 32;
+pub const HEAD_IN: usize = 2 * H2 + CONTEXT.len();
+pub const HEAD_H: usize = 32;
+/// Log compression gain.
+pub const LOG_GAIN: f32 = 100.0;
+/// Level input: dBFS mapped as `(dB + LEVEL_FLOOR_DB) / LEVEL_FLOOR_DB`, clamped to 0…1.
+pub const LEVEL_FLOOR_DB: f32 = 100.0;
+
+/// Names and shapes of the network's tensors in a model file.
+pub const NET_SPECS: &[(&str, &[usize])] = &[
+    ("listener.net.w1", &[IN_PER_CAND, H1]),
+    ("listener.net.b1", &[H1]),
+    ("listener.net.w2", &[H1, H2]),
+    ("listener.net.b2", &[H2]),
+    ("listener.net.w3", &[H2, 1]),
+    ("listener.net.b3", &[1]),
+    ("listener.net.wh1", &[HEAD_IN, HEAD_H]),
+    ("listener.net.bh1", &[HEAD_H]),
+    ("listener.net.wh2", &[HEAD_H, 2]),
+    ("listener.net.bh2", &[2]),
+    // [voicing threshold at sensitivity 0.5, onset threshold, detection hops, level gate dBFS]
+    ("listener.net.calib", &[4]),
+];
+
+/// Number of trainable parameters.
+pub fn parameter_count() -> usize {
+    NET_SPECS.iter().filter(|(n, _)| !n.ends_with("calib")).map(|(_, s)| s.iter().product::<usize>()).sum()
+}
+
+/// The gather index `[N_CANDIDATES * IN_PER_CAND]` into a frame's input row: for candidate `b`,
+/// input `(c, h, n)` reads feature `CAND0 + b + (n - 1) + HARMONIC_OFFSETS[h]` of context frame
+/// `c`, or the row's final zero when that is outside the feature grid.
+pub fn gather_index() -> Vec<u32> {
+    let zero = (ROW - 1) as u32;
+    let mut idx = Vec::with_capacity(N_CANDIDATES * IN_PER_CAND);
+    for b in 0..N_CANDIDATES as isize {
+        for c in 0..CONTEXT.len() {
+            for &h in &HARMONIC_OFFSETS {
+                for n in 0..NEIGHBOURS as isize {
+                    let f = CAND0_FEATURE + b + n - 1 + h;
+                    idx.push(if (0..N_FEATURES as isize).contains(&f) { (c * N_FEATURES) as u32 + f as u32 } else { zero });
+                }
+            }
+        }
+    }
+    idx
+}
+
+/// The network's tensors (from a model file, or the training variables).
+#[derive(Clone)]
+pub struct NetTensors {
+    pub w1: Tensor,
+    pub b1: Tensor,
+    pub w2: Tensor,
+    pub b2: Tensor,
+    pub w3: Tensor,
+    pub b3: Tensor,
+    pub wh1: Tensor,
+    pub bh1: Tensor,
+    pub wh2: Tensor,
+    pub bh2: Tensor,
+}
+
+impl NetTensors {
+    /// In [`NET_SPECS`] order (without the calibration).
+    pub fn from_vec(t: Vec<Tensor>) -> NetTensors {
+        let mut it = t.into_iter();
+        let mut n = || it.next().expect("ten network tensors");
+        NetTensors { w1: n(), b1: n(), w2: n(), b2: n(), w3: n(), b3: n(), wh1: n(), bh1: n(), wh2: n(), bh2: n() }
+    }
+    pub fn to_vec(&self) -> Vec<&Tensor> {
+        vec![&self.w1, &self.b1, &self.w2, &self.b2, &self.w3, &self.b3, &self.wh1, &self.bh1, &self.wh2, &self.bh2]
+    }
+}
+
+/// Forward pass: `rows` `[B, ROW]` and `levels` `[B, CONTEXT.len()]` → pitch logits
+/// `[B, N_CANDIDATES]` and head logits `[B, 2]` (voicing, onset).
+pub fn forward(net: &NetTensors, index: &Tensor, rows: &Tensor, levels: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let b = rows.dim(0)?;
+    let x = rows.index_select(index, 1)?.reshape((b * N_CANDIDATES, IN_PER_CAND))?;
+    let h1 = x.matmul(&net.w1)?.broadcast_add(&net.b1)?.relu()?;
+    let h2 = h1.matmul(&net.w2)?.broadcast_add(&net.b2)?.relu()?;
+    let logits = h2.matmul(&net.w3)?.broadcast_add(&net.b3)?.reshape((b, N_CANDIDATES))?;
+    let h2 = h2.reshape((b, N_CANDIDATES, H2))?;
+    let pooled = Tensor::cat(&[h2.max(1)?, h2.mean(1)?, levels.clone()], 1)?;
+    let hh = pooled.matmul(&net.wh1)?.broadcast_add(&net.bh1)?.relu()?;
+    let heads = hh.matmul(&net.wh2)?.broadcast_add(&net.bh2)?;
+    Ok((logits, heads))
+}
+
+/// Builds input rows from a stream of linear feature frames (host side).
+#[derive(Clone)]
+pub struct InputAssembler {
+    /// Ring of the last [`HISTORY`] linear feature frames.
+    ring: Vec<f32>,
+    /// Frames pushed.
+    frames: u64,
+}
+
+impl Default for InputAssembler {
+    fn default() -> Self {
+        InputAssembler { ring: vec![0.0; HISTORY * N_FEATURES], frames: 0 }
+    }
+}
+
+impl InputAssembler {
+    pub fn reset(&mut self) {
+        self.ring.iter_mut().for_each(|v| *v = 0.0);
+        self.frames = 0;
+    }
+
+    /// Push frame `feats` (linear, `N_FEATURES`), then write its input row (`ROW`) and levels.
+    pub fn push(&mut self, feats: &[f32], row: &mut [f32], levels: &mut [f32]) {
+        let slot = (self.frames % HISTORY as u64) as usize;
+        for (d, &s) in self.ring[slot * N_FEATURES..(slot + 1) * N_FEATURES].iter_mut().zip(feats) {
+            *d = if s.is_finite() { s.max(0.0) } else { 0.0 };
+        }
+        self.frames += 1;
+        let newest = self.frames - 1;
+        let ring = &self.ring;
+        assemble(
+            |back| {
+                let k = ((newest + HISTORY as u64 - back as u64) % HISTORY as u64) as usize;
+                &ring[k * N_FEATURES..(k + 1) * N_FEATURES]
+            },
+            row,
+            levels,
+        );
+    }
+}
+
+/// The input row and levels of one frame, given `frame(back)`: the linear features of the frame
+/// `back` hops before the newest (`back < HISTORY`; zeros before the stream began). Streaming
+/// ([`InputAssembler`]) and training (random frames of stored clips) both end here.
+pub fn assemble<'a>(frame: impl Fn(usize) -> &'a [f32], row: &mut [f32], levels: &mut [f32]) {
+    let peak = (0..HISTORY).map(|b| frame(b).iter().fold(0.0f32, |m, &v| m.max(v))).fold(0.0f32, f32::max) + 1e-9;
+    let g = LOG_GAIN / peak;
+    let norm = 1.0 / (1.0 + LOG_GAIN).ln();
+    for (c, &back) in CONTEXT.iter().enumerate() {
+        let f = frame(back);
+        let out = &mut row[c * N_FEATURES..(c + 1) * N_FEATURES];
+        for (o, &v) in out.iter_mut().zip(f) {
+            *o = (1.0 + g * v).ln() * norm;
+        }
+        let m = f.iter().fold(0.0f32, |m, &v| m.max(v));
+        levels[c] = ((20.0 * (m + 1e-9).log10() + LEVEL_FLOOR_DB) / LEVEL_FLOOR_DB).clamp(0.0, 1.0);
+    }
+    row[ROW - 1] = 0.0;
+}
+
+/// Pitch (MIDI) from one frame's logits: softmax-weighted mean over ±2 candidates around the
+/// most likely one.
+pub fn decode_pitch(logits: &[f32]) -> f32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    let lo = best.saturating_sub(2);
+    let hi = (best + 2).min(logits.len() - 1);
+    let (mut num, mut den) = (0.0f32, 0.0f32);
+    for (i, &v) in logits.iter().enumerate().take(hi + 1).skip(lo) {
+        let w = (v - logits[best]).exp();
+        num += w * i as f32;
+        den += w;
+    }
+    let c = num / den.max(1e-9);
+    candidate_midi(0) + c / CAND_PER_SEMITONE as f32
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The trained listener on one device.
+pub struct ListenerNet {
+    device: Device,
+    interp: Tensor,
+    index: Tensor,
+    net: NetTensors,
+    asm: InputAssembler,
+    bins: usize,
+    row: Vec<f32>,
+    levels: Vec<f32>,
+    feats: Vec<f32>,
+}
+
+/// Whether a model file carries the trained listener.
+pub fn model_has_net(model: &Model) -> bool {
+    model.get("listener.net.w1").is_some()
+}
+
+fn upload(t: &HostTensor, device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(&t.data, t.shape.as_slice(), device)
+}
+
+impl ListenerNet {
+    pub fn new(model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
+        let interp = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
+        let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
+        let mut ts = Vec::new();
+        for (name, _) in NET_SPECS.iter().filter(|(n, _)| !n.ends_with("calib")) {
+            let t = model.get(name).ok_or_else(|| candle_core::Error::Msg(format!("model lacks {name}")))?;
+            ts.push(upload(t, device)?);
+        }
+        let index = Tensor::from_vec(gather_index(), N_CANDIDATES * IN_PER_CAND, device)?;
+        Ok(ListenerNet {
+            device: device.clone(),
+            interp,
+            index,
+            net: NetTensors::from_vec(ts),
+            asm: InputAssembler::default(),
+            bins: timing.analysis_bins,
+            row: vec![0.0; ROW],
+            levels: vec![0.0; CONTEXT.len()],
+            feats: Vec::with_capacity(N_FEATURES),
+        })
+    }
+
+    pub fn reset(&mut self) {
+        self.asm.reset();
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn frame_out(logits: &[f32], heads: &[f32]) -> ListenerFrame {
+        ListenerFrame { pitch_midi: decode_pitch(logits), periodicity: sigmoid(heads[0]), flux: sigmoid(heads[1]) }
+    }
+
+    /// One frame of `bins` magnitudes.
+    pub fn step(&mut self, mags: &[f32]) -> candle_core::Result<ListenerFrame> {
+        let x = Tensor::from_slice(&mags[..self.bins], (1, self.bins), &self.device)?;
+        self.feats.clear();
+        self.feats.extend(x.matmul(&self.interp)?.squeeze(0)?.to_vec1::<f32>()?);
+        self.asm.push(&self.feats, &mut self.row, &mut self.levels);
+        let rows = Tensor::from_slice(&self.row, (1, ROW), &self.device)?;
+        let levels = Tensor::from_slice(&self.levels, (1, CONTEXT.len()), &self.device)?;
+        let (logits, heads) = forward(&self.net, &self.index, &rows, &levels)?;
+        let logits = logits.squeeze(0)?.to_vec1::<f32>()?;
+        let heads = heads.squeeze(0)?.to_vec1::<f32>()?;
+        Ok(Self::frame_out(&logits, &heads))
+    }
+
+    /// A batch of consecutive frames `[T, bins]`, continuing the stream.
+    pub fn forward(&mut self, mags: &[f32], frames: usize) -> candle_core::Result<Vec<ListenerFrame>> {
+        if frames == 0 {
+            return Ok(Vec::new());
+        }
+        let x = Tensor::from_slice(&mags[..frames * self.bins], (frames, self.bins), &self.device)?;
+        let feats = x.matmul(&self.interp)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let mut rows = vec![0.0f32; frames * ROW];
+        let mut levels = vec![0.0f32; frames * CONTEXT.len()];
+        for (k, f) in feats.iter().enumerate() {
+            self.asm.push(f, &mut rows[k * ROW..(k + 1) * ROW], &mut levels[k * CONTEXT.len()..(k + 1) * CONTEXT.len()]);
+        }
+        let mut out = Vec::with_capacity(frames);
+        // Chunks keep the gathered input (`N_CANDIDATES × IN_PER_CAND` per frame) small.
+        for start in (0..frames).step_by(256) {
+            let n = (frames - start).min(256);
+            let r = Tensor::from_slice(&rows[start * ROW..(start + n) * ROW], (n, ROW), &self.device)?;
+            let l = Tensor::from_slice(&levels[start * CONTEXT.len()..(start + n) * CONTEXT.len()], (n, CONTEXT.len()), &self.device)?;
+            let (logits, heads) = forward(&self.net, &self.index, &r, &l)?;
+            let logits = logits.to_vec2::<f32>()?;
+            let heads = heads.to_vec2::<f32>()?;
+            out.extend(logits.iter().zip(&heads).map(|(lg, h)| Self::frame_out(lg, h)));
+        }
+        let _ = D::Minus1;
+        Ok(out)
+    }
+}

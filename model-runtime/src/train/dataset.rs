@@ -1,0 +1,131 @@
+//! Training and evaluation examples: synthesized, augmented clips turned into the engine's
+//! features (the same analysis and log-frequency projection) with per-hop ground truth.
+
+use rayon::prelude::*;
+
+use super::augment::{augment, AugmentLog};
+use super::voice::{random_phrase, render_negative, render_phrase, Clip, Rand, Voice};
+use crate::timing::Timing;
+use crate::v0::N_FEATURES;
+use crate::ProcessMode;
+
+/// Which set a clip belongs to. The seeds of the two sets never meet (different salts), and the
+/// held-out set is rendered at the rates a DAW uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Heldout,
+}
+
+/// One clip as features and labels.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub seed: u64,
+    pub sample_rate: f32,
+    pub hop_s: f32,
+    /// Linear log-frequency features, `[frames, N_FEATURES]`.
+    pub feats: Vec<f32>,
+    pub frames: usize,
+    /// Sung pitch at the centre of each hop, MIDI; NaN where unvoiced.
+    pub f0: Vec<f32>,
+    /// A note starts inside this hop.
+    pub onset: Vec<bool>,
+    /// Reference notes (onset seconds, MIDI).
+    pub notes: Vec<(f32, f32)>,
+    pub voice: Option<Voice>,
+    pub augment: AugmentLog,
+}
+
+/// The audio of clip `seed` in `split`, with its ground truth.
+pub fn make_clip(seed: u64, split: Split) -> (Clip, Option<Voice>, AugmentLog) {
+    make_clip_with(seed, split, 1.0)
+}
+
+/// [`make_clip`] with the augmentation's strength (0: only a level change).
+pub fn make_clip_with(seed: u64, split: Split, strength: f32) -> (Clip, Option<Voice>, AugmentLog) {
+    let salt = match split {
+        Split::Train => 0x7261_696e_u64,
+        Split::Heldout => 0x6865_6c64_u64 << 20,
+    };
+    let mut r = Rand::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt);
+    let sr = match split {
+        Split::Train => r.pick(&[16000.0, 22050.0, 32000.0, 44100.0, 48000.0]),
+        Split::Heldout => r.pick(&[44100.0, 48000.0]),
+    };
+    let total_s = r.range(3.5, 6.0);
+    let (mut clip, voice) = if split == Split::Train && r.chance(0.08) {
+        (render_negative(&mut r, sr, total_s), None)
+    } else {
+        let voice = r.pick(&[Voice::Male, Voice::Female, Voice::Child]);
+        let (p, notes) = random_phrase(&mut r, voice, total_s);
+        (render_phrase(&mut r, &p, &notes, sr, total_s), Some(voice))
+    };
+    let log = augment(&mut clip, &mut r, strength);
+    (clip, voice, log)
+}
+
+/// Sparse form of [`crate::features::log_frequency_matrix`]: per analysis bin, its features.
+struct SparseProjection {
+    rows: Vec<Vec<(usize, f32)>>,
+}
+
+impl SparseProjection {
+    fn new(t: &Timing) -> SparseProjection {
+        let m = crate::features::log_frequency_matrix(t.sample_rate, t.fft_len, t.analysis_bins);
+        let rows = (0..t.analysis_bins)
+            .map(|b| (0..N_FEATURES).filter_map(|f| (m[b * N_FEATURES + f] != 0.0).then(|| (f, m[b * N_FEATURES + f]))).collect())
+            .collect();
+        SparseProjection { rows }
+    }
+    fn project(&self, mags: &[f32], out: &mut [f32]) {
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (m, row) in mags.iter().zip(&self.rows) {
+            for &(f, w) in row {
+                out[f] += m * w;
+            }
+        }
+    }
+}
+
+/// Features and labels of a clip, computed exactly as the engine analyses its input.
+pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentLog) -> Example {
+    let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
+    let (mags, frames) = crate::bench::analysis_frames(&clip.audio, &t);
+    let proj = SparseProjection::new(&t);
+    let mut feats = vec![0.0f32; frames * N_FEATURES];
+    for k in 0..frames {
+        proj.project(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins], &mut feats[k * N_FEATURES..(k + 1) * N_FEATURES]);
+    }
+    let f0 = (0..frames).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
+    let mut onset = vec![false; frames];
+    for &(s, _) in &clip.notes {
+        let j = (s * clip.sample_rate) as usize / t.hop;
+        if j < frames {
+            onset[j] = true;
+        }
+    }
+    Example {
+        seed,
+        sample_rate: clip.sample_rate,
+        hop_s: t.hop_seconds(),
+        feats,
+        frames,
+        f0,
+        onset,
+        notes: clip.notes.clone(),
+        voice,
+        augment,
+    }
+}
+
+/// `count` examples with seeds `first..first + count`, made in parallel.
+pub fn make_examples(first: u64, count: usize, split: Split) -> Vec<Example> {
+    (0..count as u64)
+        .into_par_iter()
+        .map(|i| {
+            let seed = first + i;
+            let (clip, voice, log) = make_clip(seed, split);
+            featurize(seed, &clip, voice, log)
+        })
+        .collect()
+}

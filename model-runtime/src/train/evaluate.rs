@@ -1,0 +1,211 @@
+//! Listener evaluation (`cargo xtask eval listener`): the v0 listener, a YIN baseline and the
+//! trained listener side by side on the held-out synthetic set, each followed by the same note
+//! tracker with the same settings.
+//!
+//! Per listener: raw pitch accuracy (voiced reference frames whose pitch estimate is within 50
+//! cents), voicing accuracy (frames whose voiced/unvoiced decision matches the reference), and
+//! note precision/recall/F1 with mir_eval's definitions (onset ±50 ms, pitch ±50 cents, offsets
+//! ignored). Every listener sees the engine's causal analysis window and describes the hop
+//! `DETECTION_HOPS` before its newest frame, as in the plugin.
+
+use std::sync::Arc;
+
+use candle_core::Device;
+use rayon::prelude::*;
+
+use super::dataset::{make_clip_with, Split};
+use super::voice::{Clip, Voice};
+use crate::controls::Controls;
+use crate::eval::{score_notes, NoteScore};
+use crate::generator::{posterior, AnyListener, ListenerKind};
+use crate::listener::ListenerFrame;
+use crate::model::Model;
+use crate::timing::Timing;
+use crate::tracker::{NoteTracker, TrackEvent, Voicing};
+use crate::v0::hz_to_midi;
+use crate::ProcessMode;
+
+/// First seed of the held-out evaluation clips (the training's validation clips use
+/// `seed * 1_000_000 + 500_000 …`; training clips `seed * 1_000_000 …`).
+pub const HELDOUT_FIRST_SEED: u64 = 900_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    V0,
+    Yin,
+    Trained,
+}
+
+impl Which {
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::V0 => "v0 (harmonic summation)",
+            Which::Yin => "YIN baseline",
+            Which::Trained => "trained listener",
+        }
+    }
+}
+
+/// Scores of one listener over a set of clips.
+#[derive(Debug, Clone, Default)]
+pub struct Scores {
+    pub voiced_ref_frames: usize,
+    pub pitch_correct: usize,
+    pub frames: usize,
+    pub voicing_correct: usize,
+    pub notes: NoteScore,
+    /// Frames whose estimate is off by 11.5–12.5 semitones (octave errors), voiced reference.
+    pub octave_errors: usize,
+}
+
+impl Scores {
+    pub fn rpa(&self) -> f32 {
+        self.pitch_correct as f32 / self.voiced_ref_frames.max(1) as f32
+    }
+    pub fn voicing_accuracy(&self) -> f32 {
+        self.voicing_correct as f32 / self.frames.max(1) as f32
+    }
+    pub fn add(&mut self, o: &Scores) {
+        self.voiced_ref_frames += o.voiced_ref_frames;
+        self.pitch_correct += o.pitch_correct;
+        self.frames += o.frames;
+        self.voicing_correct += o.voicing_correct;
+        self.octave_errors += o.octave_errors;
+        self.notes.add(&o.notes);
+    }
+}
+
+/// YIN (de Cheveigné & Kawahara 2002, the `yin` crate) on the engine's analysis window: a frame
+/// is voiced when YIN finds a period under its threshold (0.15) between 60 and 1100 Hz.
+fn yin_frames(audio: &[f32], t: &Timing) -> Vec<ListenerFrame> {
+    let est = yin::Yin::init(0.15, 60.0, 1100.0, t.sample_rate as usize);
+    let frames = audio.len() / t.hop;
+    let mut buf = vec![0.0f64; t.win_len];
+    (0..frames)
+        .map(|k| {
+            let end = (k + 1) * t.hop;
+            for (i, x) in buf.iter_mut().enumerate() {
+                let s = end as isize - t.win_len as isize + i as isize;
+                *x = if s >= 0 { audio[s as usize] as f64 } else { 0.0 };
+            }
+            let f = est.estimate_freq(&buf);
+            if f.is_finite() && f > 55.0 && f < 1200.0 {
+                ListenerFrame { pitch_midi: hz_to_midi(f as f32), periodicity: 1.0, flux: 0.0 }
+            } else {
+                ListenerFrame { pitch_midi: f32::NAN, periodicity: 0.0, flux: 0.0 }
+            }
+        })
+        .collect()
+}
+
+/// Listener frames for `audio`, in order (frame `k` describes hop `k - DETECTION_HOPS`).
+pub fn listener_frames(which: Which, model: &Model, audio: &[f32], t: &Timing) -> candle_core::Result<Vec<ListenerFrame>> {
+    match which {
+        Which::Yin => Ok(yin_frames(audio, t)),
+        Which::V0 | Which::Trained => {
+            let kind = if which == Which::V0 { ListenerKind::V0 } else { ListenerKind::Trained };
+            let mut l = AnyListener::new(kind, model, t, &Device::Cpu)?;
+            let (mags, frames) = crate::bench::analysis_frames(audio, t);
+            l.forward(&mags, frames)
+        }
+    }
+}
+
+fn voicing_for(which: Which, model: &Model) -> Voicing {
+    match which {
+        Which::V0 => crate::generator::voicing_for(ListenerKind::V0, model),
+        Which::Trained => crate::generator::voicing_for(ListenerKind::Trained, model),
+        // YIN's frames are voiced (1) or not (0); the same level gate as v0.
+        Which::Yin => Voicing { threshold: 0.5, ..crate::generator::voicing_for(ListenerKind::V0, model) },
+    }
+}
+
+/// Notes the tracker makes of `frames` (onset seconds, MIDI), with the frames' voicing
+/// decisions, and the per-frame pitch it reports.
+pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32], t: &Timing, controls: &Controls, delay_hops: usize) -> (Vec<(f32, f32)>, Vec<bool>) {
+    let voicing = voicing_for(which, model);
+    let mut tracker = NoteTracker::new(t.hop_seconds(), t.lookahead_hops, voicing);
+    let mut prev = 0.0f32;
+    let mut notes = Vec::new();
+    let mut voiced = Vec::with_capacity(frames.len());
+    for (k, f) in frames.iter().enumerate() {
+        let hop = &audio[k * t.hop..(k + 1) * t.hop];
+        let post = posterior(f, hop, &mut prev);
+        let s = controls.sensitivity - 0.5;
+        voiced.push(post.periodicity > voicing.threshold - 0.2 * s && post.hop_db > voicing.gate_db - voicing.gate_span_db * s);
+        let j = k as i64 - t.lookahead_hops as i64 - delay_hops as i64;
+        tracker.push(post, controls, &mut |ev| {
+            if let TrackEvent::On { note, .. } = ev {
+                notes.push((j.max(0) as f32 * t.hop_seconds(), note as f32));
+            }
+        });
+    }
+    (notes, voiced)
+}
+
+/// Scores of `which` on one clip. The listener's frame `k` is compared with the reference at
+/// hop `k - delay_hops`; its voicing decision is the tracker's (threshold and level gate).
+pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, verbose: bool) -> candle_core::Result<Scores> {
+    let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
+    let frames = listener_frames(which, model, &clip.audio, &t)?;
+    let controls = Controls::default();
+    let (notes, voiced) = track(which, model, &frames, &clip.audio, &t, &controls, delay_hops);
+    let mut s = Scores::default();
+    for (k, f) in frames.iter().enumerate() {
+        let Some(j) = k.checked_sub(delay_hops) else { continue };
+        let r = clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN);
+        s.frames += 1;
+        if voiced[k] == r.is_finite() {
+            s.voicing_correct += 1;
+        }
+        if r.is_finite() {
+            s.voiced_ref_frames += 1;
+            let d = (f.pitch_midi - r).abs();
+            if d < 0.5 {
+                s.pitch_correct += 1;
+            } else if (d - 12.0).abs() < 0.5 || (d - 24.0).abs() < 0.5 {
+                s.octave_errors += 1;
+            }
+        }
+    }
+    s.notes = score_notes(&clip.notes, &notes, 0.05, 0.5);
+    if verbose {
+        let fmt = |v: &[(f32, f32)]| v.iter().map(|(t, m)| format!("{t:.2}:{m:.1}")).collect::<Vec<_>>().join(" ");
+        println!("  {which:?} ref: {}\n  {which:?} est: {}", fmt(&clip.notes), fmt(&notes));
+    }
+    Ok(s)
+}
+
+/// Scores per listener (in `which` order), overall and per voice, on `n` held-out clips.
+pub fn evaluate(which: &[Which], model: Arc<Model>, n: usize, strength: f32, verbose: bool) -> candle_core::Result<Vec<(Scores, [Scores; 3])>> {
+    let per_clip: Vec<candle_core::Result<(Option<Voice>, Vec<Scores>)>> = (0..n as u64)
+        .into_par_iter()
+        .map(|i| {
+            let (clip, voice, log) = make_clip_with(HELDOUT_FIRST_SEED + i, Split::Heldout, strength);
+            // The trained listener describes the hop its calibration says (its training's
+            // detection delay); v0 and YIN the engine's.
+            let trained_delay = model.get("listener.net.calib").map_or(crate::timing::DETECTION_HOPS, |c| c.data[2] as usize);
+            let delay = |w: Which| if w == Which::Trained { trained_delay } else { crate::timing::DETECTION_HOPS };
+            let scores = crate::generator::single_threaded(|| which.iter().map(|&w| score_clip(w, &model, &clip, delay(w), verbose)).collect::<candle_core::Result<Vec<_>>>())?;
+            if verbose {
+                let f1: Vec<String> = which.iter().zip(&scores).map(|(w, s)| format!("{:?} F1 {:.2}", w, s.notes.f1())).collect();
+                println!("clip {} {:?} {:.0} Hz {:?}: {}", HELDOUT_FIRST_SEED + i, voice, clip.sample_rate, log, f1.join(", "));
+            }
+            Ok((voice, scores))
+        })
+        .collect();
+    let mut out: Vec<(Scores, [Scores; 3])> = which.iter().map(|_| Default::default()).collect();
+    for r in per_clip {
+        let (voice, scores) = r?;
+        for (o, s) in out.iter_mut().zip(&scores) {
+            o.0.add(s);
+            let vi = match voice {
+                Some(Voice::Male) => 0,
+                Some(Voice::Female) => 1,
+                _ => 2,
+            };
+            o.1[vi].add(s);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,7 @@
+//! Training-data synthesis and training (cargo feature `training`; `cargo xtask train …`).
+
+pub mod augment;
+pub mod dataset;
+pub mod evaluate;
+pub mod listener;
+pub mod voice;

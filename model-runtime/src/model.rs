@@ -83,7 +83,8 @@ pub struct HostTensor {
 /// A validated set of generator weights.
 #[derive(Debug, Clone)]
 pub struct Model {
-    /// Which listener the generator runs (v0 unless chosen with [`Model::with_listener`]).
+    /// Which listener the generator runs: v0 unless [`Model::with_listener`] chose the trained
+    /// one (see BENCHMARKS.md for why v0 is still the default).
     listener: crate::generator::ListenerKind,
     /// Name from the file's metadata, e.g. `hummingface-v0`.
     name: String,

@@ -264,3 +264,22 @@ fn batched_listener_equals_the_streaming_one() {
         assert!(voiced > frames / 4, "{kind:?}: only {voiced} of {frames} frames voiced");
     }
 }
+
+#[test]
+fn trained_listener_follows_the_demo_phrase() {
+    // The network (selected with `--listener trained`) through the whole engine: the demo
+    // phrase's notes come out at the right pitch and time (mir_eval: ±50 ms, ±50 cents).
+    use hummingface_runtime::eval::score_notes;
+    use hummingface_runtime::generator::ListenerKind;
+    let sr = 44100.0;
+    let (notes, total) = singer::demo_phrase();
+    let audio = Singer::default().render(&notes, sr, total);
+    let model = std::sync::Arc::new((*Model::embedded()).clone().with_listener(ListenerKind::Trained));
+    assert_eq!(model.listener(), ListenerKind::Trained);
+    let res = render_offline(&[audio], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, model, &mut |_| {}).unwrap();
+    let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
+    let estimated: Vec<(f32, f32)> = res.notes.iter().map(|n| (n.start_sample as f32 / sr, n.note as f32)).collect();
+    let s = score_notes(&reference, &estimated, 0.05, 0.5);
+    eprintln!("trained listener on the demo phrase: {} of {} notes matched, {} played, F1 {:.3}", s.matched, s.n_ref, s.n_est, s.f1());
+    assert!(s.f1() >= 0.8, "F1 {:.3}: ref {reference:?}\nest {estimated:?}", s.f1());
+}

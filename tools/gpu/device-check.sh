@@ -166,7 +166,10 @@ else
         step render-cuda 90 "$HF" render "$INPUT" -o "$W/render-cuda.wav" --midi "$W/render-cuda.mid" --json --device cuda
         # Twice on CUDA: run-to-run determinism on the GPU.
         step render-cuda-2 90 "$HF" render "$INPUT" -o "$W/render-cuda-2.wav" --json --device cuda
-        step compare 30 python3 - "$W/render-cpu.wav" "$W/render-cuda.wav" "$W/render-cuda-2.wav" <<'PY'
+        # The trained listener (issue 3, `--listener trained`) on both devices too.
+        step render-cpu-trained 90 "$HF" render "$INPUT" -o "$W/render-cpu-trained.wav" --json --device cpu --listener trained
+        step render-cuda-trained 90 "$HF" render "$INPUT" -o "$W/render-cuda-trained.wav" --json --device cuda --listener trained
+        cat > "$W/compare.py" <<'PY'
 # Max |a-b| between WAVs (PCM 16/24/32 or float 32/64), stdlib only.
 import json, struct, sys, array, math
 def read(path):
@@ -223,6 +226,8 @@ except Exception as e:
     res["error"] = repr(e)
 print(json.dumps(res, indent=1))
 PY
+        step compare 30 python3 "$W/compare.py" "$W/render-cpu.wav" "$W/render-cuda.wav" "$W/render-cuda-2.wav"
+        step compare-trained 30 python3 "$W/compare.py" "$W/render-cpu-trained.wav" "$W/render-cuda-trained.wav"
         grep -q '"WARNING"' "$W/compare.out" 2>/dev/null && note "compare: WARNING — a --device cuda render fell back to the CPU (see compare.json)"
         step bench-gpu 150 "$HF" bench-gpu --input "$INPUT" --json
         # The same with Candle's CPU side on one thread (the "one core" figure).
@@ -236,7 +241,7 @@ fi
 # ---------------------------------------------------------------- pack for the trip back (≤ 8 files)
 [[ -s "$W/nvidia-smi.out" ]] && { cat "$W/nvidia-smi.out"; echo; cat "$W/nvidia-smi-query.out" 2>/dev/null; } > "$OUT/nvidia-smi.txt"
 [[ -s "$W/info-cuda.out" ]] && cp "$W/info-cuda.out" "$OUT/info-cuda.json"
-[[ -s "$W/compare.out" ]] && cp "$W/compare.out" "$OUT/compare.json"
+[[ -s "$W/compare.out" ]] && { echo '{"v0":'; cat "$W/compare.out"; echo ', "trained":'; if [[ -s "$W/compare-trained.out" ]]; then cat "$W/compare-trained.out"; else echo null; fi; echo '}'; } > "$OUT/compare.json"
 [[ -s "$W/bench-gpu.out" ]] && cp "$W/bench-gpu.out" "$OUT/bench-gpu.json"
 [[ -s "$W/probe.out" ]] && cp "$W/probe.out" "$OUT/probe.json"
 [[ -s "$W/bench-gpu-1t.out" ]] && cp "$W/bench-gpu-1t.out" "$OUT/bench-gpu-1t.json"

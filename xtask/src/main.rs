@@ -23,6 +23,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   eval listener [N]                v0, YIN and the trained listener on N held-out synthetic clips
   eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
   train listener [--steps N ...]   train the listener network (writes assets/hummingface-v1.safetensors)
+  train listener-curve             reduced trainings at 0-3 hops of lookahead: note F1 vs latency
   bench                            engine benchmarks on one core (model-runtime/benches/engine.rs)
   cuda-toolkit                     assemble the CUDA 13 toolkit from pinned PyPI wheels (.cuda/)
   build-cuda                       build the CUDA variant of the CLI (target/cuda-dist/)";

@@ -14,7 +14,7 @@
 //! `forward` runs a batch of frames (same numbers). The training code
 //! (`train::listener`, feature `training`) uses the same input assembly and forward.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor};
 
 use crate::listener::ListenerFrame;
 use crate::model::{HostTensor, Model};
@@ -225,11 +225,6 @@ pub struct ListenerNet {
     feats: Vec<f32>,
 }
 
-/// Whether a model file carries the trained listener.
-pub fn model_has_net(model: &Model) -> bool {
-    model.get("listener.net.w1").is_some()
-}
-
 fn upload(t: &HostTensor, device: &Device) -> candle_core::Result<Tensor> {
     Tensor::from_slice(&t.data, t.shape.as_slice(), device)
 }
@@ -289,7 +284,7 @@ impl ListenerNet {
             return Ok(Vec::new());
         }
         let x = Tensor::from_slice(&mags[..frames * self.bins], (frames, self.bins), &self.device)?;
-        let feats = x.matmul(&self.interp)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let feats = x.matmul(&self.interp)?.to_vec2::<f32>()?;
         let mut rows = vec![0.0f32; frames * ROW];
         let mut levels = vec![0.0f32; frames * CONTEXT.len()];
         for (k, f) in feats.iter().enumerate() {
@@ -306,7 +301,6 @@ impl ListenerNet {
             let heads = heads.to_vec2::<f32>()?;
             out.extend(logits.iter().zip(&heads).map(|(lg, h)| Self::frame_out(lg, h)));
         }
-        let _ = D::Minus1;
         Ok(out)
     }
 }

@@ -61,8 +61,9 @@ impl Default for Singer {
     }
 }
 
-/// (frequency Hz, bandwidth Hz, level dB) of four formants, male voice.
-fn formants(v: Vowel) -> [(f32, f32, f32); 4] {
+/// (frequency Hz, bandwidth Hz, level dB) of four formants, male voice (also the training
+/// singer's vowels, `train::voice`).
+pub(crate) fn formants(v: Vowel) -> [(f32, f32, f32); 4] {
     match v {
         Vowel::A => [(800.0, 80.0, 0.0), (1150.0, 90.0, -6.0), (2900.0, 120.0, -20.0), (3900.0, 130.0, -30.0)],
         Vowel::E => [(400.0, 70.0, 0.0), (1600.0, 80.0, -12.0), (2700.0, 100.0, -18.0), (3300.0, 120.0, -26.0)],

@@ -73,6 +73,17 @@ pub struct Voicing {
     pub onset_threshold: Option<f32>,
 }
 
+impl Voicing {
+    /// Whether `p` is voiced at the strong threshold (`weak = false`) or the weak one, with the
+    /// threshold and level gate moved by the sensitivity.
+    pub fn is_voiced(&self, p: &FramePosterior, c: &Controls, weak: bool) -> bool {
+        let s = c.sensitivity - 0.5;
+        let threshold = self.threshold * if weak { WEAK_FRACTION } else { 1.0 } - 0.2 * s;
+        let gate = self.gate_db - self.gate_span_db * s;
+        p.periodicity > threshold && p.hop_db > gate
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Current {
     /// Sounding MIDI note (after snap and transpose).
@@ -140,10 +151,7 @@ impl NoteTracker {
     /// Voiced at the strong threshold (`weak = false`) or at the weak one (a note may start
     /// on weak evidence that the lookahead confirms, and a sounding note holds on it).
     fn voiced_at(&self, p: &FramePosterior, c: &Controls, weak: bool) -> bool {
-        let s = c.sensitivity - 0.5;
-        let threshold = self.voicing.threshold * if weak { WEAK_FRACTION } else { 1.0 } - 0.2 * s;
-        let gate = self.voicing.gate_db - self.voicing.gate_span_db * s;
-        p.periodicity > threshold && p.hop_db > gate
+        self.voicing.is_voiced(p, c, weak)
     }
 
     /// Add frame `k`'s posterior; decisions about frame `k - lookahead` go to `emit`. (The

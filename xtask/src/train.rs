@@ -239,7 +239,7 @@ pub fn eval_listener(root: &Path, args: &[String]) -> Result<()> {
 fn yin_track(audio: &[f32], sr: f32) -> Vec<(f32, f32)> {
     let win = (sr * 2048.0 / 48000.0) as usize;
     let hop = (sr * 256.0 / 48000.0) as usize;
-    let est = yin::Yin::init(0.15, 60.0, 1100.0, sr as usize);
+    let est = hummingface_runtime::train::evaluate::yin_estimator(sr);
     let mut out = Vec::new();
     let mut buf = vec![0.0f64; win];
     let mut start = 0;
@@ -248,9 +248,8 @@ fn yin_track(audio: &[f32], sr: f32) -> Vec<(f32, f32)> {
             *b = *x as f64;
         }
         let energy: f64 = buf.iter().map(|v| v * v).sum::<f64>() / win as f64;
-        let f = est.estimate_freq(&buf);
-        if f.is_finite() && f > 55.0 && f < 1200.0 && energy > 1e-7 {
-            out.push(((start + win / 2) as f32 / sr, hummingface_runtime::v0::hz_to_midi(f as f32)));
+        if let Some(m) = hummingface_runtime::train::evaluate::yin_midi(&est, &buf).filter(|_| energy > 1e-7) {
+            out.push(((start + win / 2) as f32 / sr, m));
         }
         start += hop;
     }

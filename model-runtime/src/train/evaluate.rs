@@ -78,7 +78,7 @@ impl Scores {
 /// YIN (de Cheveigné & Kawahara 2002, the `yin` crate) on the engine's analysis window: a frame
 /// is voiced when YIN finds a period under its threshold (0.15) between 60 and 1100 Hz.
 fn yin_frames(audio: &[f32], t: &Timing) -> Vec<ListenerFrame> {
-    let est = yin::Yin::init(0.15, 60.0, 1100.0, t.sample_rate as usize);
+    let est = yin_estimator(t.sample_rate);
     let frames = audio.len() / t.hop;
     let mut buf = vec![0.0f64; t.win_len];
     (0..frames)
@@ -88,14 +88,24 @@ fn yin_frames(audio: &[f32], t: &Timing) -> Vec<ListenerFrame> {
                 let s = end as isize - t.win_len as isize + i as isize;
                 *x = if s >= 0 { audio[s as usize] as f64 } else { 0.0 };
             }
-            let f = est.estimate_freq(&buf);
-            if f.is_finite() && f > 55.0 && f < 1200.0 {
-                ListenerFrame { pitch_midi: hz_to_midi(f as f32), periodicity: 1.0, flux: 0.0 }
-            } else {
-                ListenerFrame { pitch_midi: f32::NAN, periodicity: 0.0, flux: 0.0 }
+            match yin_midi(&est, &buf) {
+                Some(m) => ListenerFrame { pitch_midi: m, periodicity: 1.0, flux: 0.0 },
+                None => ListenerFrame { pitch_midi: f32::NAN, periodicity: 0.0, flux: 0.0 },
             }
         })
         .collect()
+}
+
+/// The YIN baseline's settings: threshold 0.15, periods of 60–1100 Hz.
+pub fn yin_estimator(sample_rate: f32) -> yin::Yin {
+    yin::Yin::init(0.15, 60.0, 1100.0, sample_rate as usize)
+}
+
+/// YIN's pitch of one window, MIDI; `None` when it finds no period under its threshold (or one
+/// outside 55–1200 Hz).
+pub fn yin_midi(est: &yin::Yin, window: &[f64]) -> Option<f32> {
+    let f = est.estimate_freq(window);
+    (f.is_finite() && f > 55.0 && f < 1200.0).then(|| hz_to_midi(f as f32))
 }
 
 /// Listener frames for `audio`, in order (frame `k` describes hop `k - DETECTION_HOPS`).
@@ -131,8 +141,7 @@ pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32
     for (k, f) in frames.iter().enumerate() {
         let hop = &audio[k * t.hop..(k + 1) * t.hop];
         let post = posterior(f, hop, &mut prev);
-        let s = controls.sensitivity - 0.5;
-        voiced.push(post.periodicity > voicing.threshold - 0.2 * s && post.hop_db > voicing.gate_db - voicing.gate_span_db * s);
+        voiced.push(voicing.is_voiced(&post, controls, false));
         let j = k as i64 - t.lookahead_hops as i64 - delay_hops as i64;
         tracker.push(post, controls, &mut |ev| {
             if let TrackEvent::On { note, .. } = ev {

@@ -94,14 +94,16 @@ pub enum Vowel {
 
 const VOWELS: [Vowel; 5] = [Vowel::A, Vowel::E, Vowel::I, Vowel::O, Vowel::U];
 
-/// (frequency Hz, bandwidth Hz, level dB) of four formants, male voice.
+/// (frequency Hz, bandwidth Hz, level dB) of four formants, male voice: the vowels are the demo
+/// singer's table ([`crate::singer`]), the nasal murmur and "l" this singer's own.
 fn formants(v: Vowel) -> [(f32, f32, f32); 4] {
+    use crate::singer::{formants as vowel, Vowel as V};
     match v {
-        Vowel::A => [(800.0, 80.0, 0.0), (1150.0, 90.0, -6.0), (2900.0, 120.0, -20.0), (3900.0, 130.0, -30.0)],
-        Vowel::E => [(400.0, 70.0, 0.0), (1600.0, 80.0, -12.0), (2700.0, 100.0, -18.0), (3300.0, 120.0, -26.0)],
-        Vowel::I => [(270.0, 60.0, 0.0), (2140.0, 90.0, -16.0), (2950.0, 100.0, -20.0), (3900.0, 120.0, -30.0)],
-        Vowel::O => [(450.0, 70.0, 0.0), (800.0, 80.0, -9.0), (2830.0, 100.0, -28.0), (3800.0, 130.0, -36.0)],
-        Vowel::U => [(325.0, 50.0, 0.0), (700.0, 60.0, -12.0), (2700.0, 170.0, -30.0), (3800.0, 180.0, -38.0)],
+        Vowel::A => vowel(V::A),
+        Vowel::E => vowel(V::E),
+        Vowel::I => vowel(V::I),
+        Vowel::O => vowel(V::O),
+        Vowel::U => vowel(V::U),
         Vowel::Nasal => [(250.0, 60.0, 0.0), (1000.0, 150.0, -26.0), (2500.0, 200.0, -38.0), (3500.0, 250.0, -44.0)],
         Vowel::L => [(360.0, 60.0, 0.0), (1300.0, 120.0, -14.0), (2700.0, 150.0, -24.0), (3600.0, 200.0, -34.0)],
     }
@@ -414,8 +416,6 @@ pub fn render_phrase(r: &mut Rand, p: &VoiceParams, notes: &[Note], sample_rate:
             // below −12 dB, outside fry.
             if rel > 0.25 && !(s >= fry_start && s < s_note_end) {
                 f0_midi[s] = hz_to_midi(hz);
-            } else if a < amp[s] && f0_midi[s].is_nan() {
-                // covered by the louder note
             }
         }
         prev_midi = Some(note.midi);
@@ -458,7 +458,6 @@ pub fn render_phrase(r: &mut Rand, p: &VoiceParams, notes: &[Note], sample_rate:
             let norm = norm.sqrt().max(1e-6);
             amps.iter_mut().take(nh).for_each(|g| *g /= norm);
         }
-        let prev = phase;
         phase += f0 / sr;
         if phase >= 1.0 {
             phase -= 1.0;
@@ -466,7 +465,6 @@ pub fn render_phrase(r: &mut Rand, p: &VoiceParams, notes: &[Note], sample_rate:
             cyc_jit = 1.0 + p.jitter * r.normal();
             cyc_shim = 1.0 + p.shimmer * r.normal();
         }
-        let _ = prev;
         let mut v = 0.0f32;
         for (h, g) in amps.iter().take(nh).enumerate() {
             v += g * (TAU * (h + 1) as f32 * phase).sin();

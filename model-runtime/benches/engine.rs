@@ -5,7 +5,8 @@
 //! `cargo xtask bench` runs it twice with `RAYON_NUM_THREADS=1`: group `audio` (audio thread
 //! per 64-sample block × sample rate) unpinned, so the worker runs on another core as in a
 //! host; group `core` (inference per hop × sample rate, offline render speed on the demo
-//! vocal) pinned to one core with `taskset -c 0`. No argument runs both.
+//! vocal, and the pianist alone with 8 voices) pinned to one core with `taskset -c 0`. No
+//! argument runs both; `pianist` runs only the pianist group.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -35,6 +36,53 @@ fn main() {
     if want("core") {
         inference(&model);
         render(&model);
+    }
+    if want("core") || want("pianist") {
+        pianist(&model);
+    }
+}
+
+/// The pianist alone: one synthesized frame with 8 sounding voices (a held chord struck again
+/// every second, so voices are at every age), trained network vs v0, this thread.
+fn pianist(model: &std::sync::Arc<Model>) {
+    use hummingface_runtime::generator::{AnyPianist, PianistKind};
+    use hummingface_runtime::tracker::TrackEvent;
+    println!();
+    println!("pianist per hop, 8 sounding voices (this thread, CPU)");
+    println!("{:>8} {:>8} {:>10} {:>10} {:>10} {:>8}", "pianist", "rate", "mean µs", "p99 µs", "max µs", "voices");
+    let c = Controls::default();
+    for kind in [PianistKind::Trained, PianistKind::V0] {
+        for sr in [44100.0f32, 48000.0, 96000.0] {
+            let t = Timing::new(sr, 512, ProcessMode::Offline);
+            let m = std::sync::Arc::new((**model).clone().with_pianist(kind));
+            let mut p = AnyPianist::new(kind, &m, &t, &candle_core::Device::Cpu).unwrap();
+            let mut spec = vec![Complex32::new(0.0, 0.0); t.synth_bins];
+            let hops_per_s = (sr as usize / t.hop).max(1);
+            let keys = [36u8, 43, 48, 55, 60, 64, 67, 72];
+            let mut times = Vec::new();
+            let mut voices = 0;
+            for k in 0..hops_per_s * 6 {
+                if k % hops_per_s == 0 {
+                    // Restrike the chord (the old voices fade; keep 8 sounding).
+                    for (i, &key) in keys.iter().enumerate() {
+                        p.event(TrackEvent::Off { note: key }, &c);
+                        p.event(TrackEvent::On { note: key, velocity: 0.3 + 0.08 * i as f32 }, &c);
+                    }
+                }
+                let start = Instant::now();
+                p.synthesize(&mut spec).unwrap();
+                let us = start.elapsed().as_secs_f64() * 1e6;
+                if k % hops_per_s > 4 {
+                    // Steady state: 8 voices (the restruck ones have faded).
+                    times.push(us);
+                    voices = voices.max(p.active_voices());
+                }
+            }
+            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            let max = times.iter().cloned().fold(0.0, f64::max);
+            let p99 = percentile(&mut times, 0.99);
+            println!("{:>8} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>8}", kind.name(), sr, mean, p99, max, voices);
+        }
     }
 }
 

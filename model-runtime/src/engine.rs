@@ -22,7 +22,7 @@ use realfft::{ComplexToReal, RealFftPlanner};
 
 use crate::controls::Controls;
 use crate::feed::PitchFeed;
-use crate::generator::{device_name, select_device, Generator};
+use crate::generator::{device_name, select_device, Generator, MidiIn};
 use crate::model::{DeviceChoice, Model};
 use crate::timing::Timing;
 use crate::tracker::TrackEvent;
@@ -37,6 +37,10 @@ const QUEUE_FRAMES: usize = 64;
 const MAX_EVENTS: usize = 6;
 /// Note events waiting for their output position.
 const PENDING_EVENTS: usize = 64;
+/// MIDI input events one hop can carry to the worker.
+const MIDI_PER_HOP: usize = 16;
+/// MIDI input events waiting for their hop.
+const MIDI_QUEUE: usize = 256;
 /// Times the idle worker yields before it parks.
 const YIELDS_BEFORE_PARK: u32 = 32;
 /// Offline waiting gives up on a frame after this long (a dead worker must not hang a host).
@@ -112,6 +116,13 @@ pub struct NoteEvent {
     pub on: bool,
 }
 
+/// A MIDI input event at a sample offset inside the current block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MidiInEvent {
+    pub timing: u32,
+    pub event: MidiIn,
+}
+
 /// Audio → worker: one hop's frame header (its data follows in the data ring).
 #[derive(Debug, Clone, Copy)]
 struct Job {
@@ -120,6 +131,10 @@ struct Job {
     /// Incremented by every reset; the worker resets its state when it changes.
     epoch: u32,
     controls: Controls,
+    /// Play MIDI input instead of the voice.
+    midi_only: bool,
+    /// MIDI input events for this hop.
+    midi: [Option<MidiIn>; MIDI_PER_HOP],
 }
 
 /// Worker → audio: one piano frame's header (its spectrum follows in the data ring).
@@ -194,12 +209,17 @@ impl Worker {
             }
             let mut events = [None; MAX_EVENTS];
             let mut n = 0;
-            let result = self.gen.step(&mags, &hop, &job.controls, &mut spec, &mut |ev| {
+            let mut emit = |ev| {
                 if n < MAX_EVENTS {
                     events[n] = Some(ev);
                     n += 1;
                 }
-            });
+            };
+            let result = if job.midi_only {
+                self.gen.step_midi(&job.midi, &job.controls, &mut spec, &mut emit)
+            } else {
+                self.gen.step(&mags, &hop, &job.controls, &mut spec, &mut emit)
+            };
             match result {
                 Ok(report) => {
                     self.stats.note.store(report.note.map_or(-1, |n| n as i32), Ordering::Relaxed);
@@ -272,6 +292,12 @@ pub struct Engine {
     pending: [Pending; PENDING_EVENTS],
     pending_head: usize,
     pending_len: usize,
+    /// Play MIDI input instead of the voice ([`Engine::set_midi_only`]).
+    midi_only: bool,
+    /// MIDI input waiting for its hop: (hop index, event), FIFO.
+    midi_queue: [(u64, MidiIn); MIDI_QUEUE],
+    midi_head: usize,
+    midi_len: usize,
     stats: Arc<EngineStats>,
     stop: Arc<AtomicBool>,
     worker_thread: Thread,
@@ -382,6 +408,10 @@ impl Engine {
             pending: [Pending::default(); PENDING_EVENTS],
             pending_head: 0,
             pending_len: 0,
+            midi_only: false,
+            midi_queue: [(0, MidiIn::Sustain(false)); MIDI_QUEUE],
+            midi_head: 0,
+            midi_len: 0,
             worker_thread: handle.thread().clone(),
             worker: Some(handle),
             stats,
@@ -441,6 +471,34 @@ impl Engine {
         self.last_pushed = false;
         self.pending_len = 0;
         self.pending_head = 0;
+        self.midi_len = 0;
+        self.midi_head = 0;
+    }
+
+    /// Play MIDI input ([`Engine::process_midi`]) instead of the voice: the listener and the
+    /// note tracker rest, the pianist plays the MIDI events, and the output keeps the same
+    /// latency (a note played at input sample `p` sounds at output `p + latency`, within
+    /// half a hop).
+    pub fn set_midi_only(&mut self, on: bool) {
+        self.midi_only = on;
+    }
+
+    /// [`Engine::process`] with MIDI input events (sorted by `timing`, offsets in this block).
+    /// Never allocates or locks; events beyond the queue's capacity are dropped.
+    pub fn process_midi(&mut self, input: &[f32], wet: &mut [f32], controls: &Controls, midi: &[MidiInEvent], on_note: &mut dyn FnMut(NoteEvent)) {
+        let hop = self.timing.hop as u64;
+        let here = self.index * hop + self.fill as u64;
+        for ev in midi {
+            if self.midi_len == MIDI_QUEUE {
+                break;
+            }
+            // The hop whose piano frame's attack lands on the event once the latency is added.
+            let target = (here + ev.timing as u64) / hop + self.timing.detection_hops as u64;
+            let slot = (self.midi_head + self.midi_len) % MIDI_QUEUE;
+            self.midi_queue[slot] = (target, ev.event);
+            self.midi_len += 1;
+        }
+        self.process(input, wet, controls, on_note);
     }
 
     /// Process one block (see the module docs). Never allocates or locks.
@@ -504,7 +562,15 @@ impl Engine {
         if self.last_pushed {
             let _ = self.job_data.push_entire_slice(mags);
             let _ = self.job_data.push_entire_slice(&self.in_hop);
-            let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls });
+            let mut midi = [None; MIDI_PER_HOP];
+            let mut m = 0;
+            while self.midi_len > 0 && m < MIDI_PER_HOP && self.midi_queue[self.midi_head].0 <= index {
+                midi[m] = Some(self.midi_queue[self.midi_head].1);
+                m += 1;
+                self.midi_head = (self.midi_head + 1) % MIDI_QUEUE;
+                self.midi_len -= 1;
+            }
+            let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls, midi_only: self.midi_only, midi });
             self.stats.frames.fetch_add(1, Ordering::Relaxed);
             self.worker_thread.unpark();
         } else {

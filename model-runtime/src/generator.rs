@@ -8,6 +8,7 @@ use crate::listener::{ListenerFrame, ListenerV0};
 use crate::listener_net::ListenerNet;
 use crate::model::{DeviceChoice, Model};
 use crate::pianist::PianistV0;
+use crate::pianist_net::PianistNet;
 use crate::timing::Timing;
 use crate::tracker::{FramePosterior, NoteTracker, TrackEvent, Voicing};
 
@@ -171,10 +172,94 @@ pub fn posterior(heard: &ListenerFrame, hop_samples: &[f32], prev_energy: &mut f
     post
 }
 
+/// Which pianist a generator plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PianistKind {
+    /// The parametric piano.
+    V0,
+    /// The network trained on FluidR3's grand (when the model file carries it).
+    Trained,
+}
+
+impl PianistKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PianistKind::V0 => "v0",
+            PianistKind::Trained => "trained",
+        }
+    }
+}
+
+/// A note event from MIDI input (a MIDI file, or a host's MIDI).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MidiIn {
+    On { note: u8, velocity: f32 },
+    Off { note: u8 },
+    /// Sustain pedal (CC64 ≥ 64 is down).
+    Sustain(bool),
+}
+
+/// A pianist of either kind.
+pub enum AnyPianist {
+    V0(PianistV0),
+    Net(Box<PianistNet>),
+}
+
+impl AnyPianist {
+    pub fn new(kind: PianistKind, model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
+        Ok(match kind {
+            PianistKind::Trained if model.has_trained_pianist() => {
+                AnyPianist::Net(Box::new(PianistNet::new(model, timing.sample_rate, timing.hop, device)?))
+            }
+            _ => AnyPianist::V0(PianistV0::new(model, timing.sample_rate, timing.hop)),
+        })
+    }
+    pub fn kind(&self) -> PianistKind {
+        match self {
+            AnyPianist::V0(_) => PianistKind::V0,
+            AnyPianist::Net(_) => PianistKind::Trained,
+        }
+    }
+    pub fn reset(&mut self) {
+        match self {
+            AnyPianist::V0(p) => p.reset(),
+            AnyPianist::Net(p) => p.reset(),
+        }
+    }
+    pub fn event(&mut self, ev: TrackEvent, c: &Controls) {
+        match self {
+            AnyPianist::V0(p) => p.event(ev, c),
+            AnyPianist::Net(p) => p.event(ev, c),
+        }
+    }
+    pub fn sustain(&mut self, down: bool) {
+        match self {
+            AnyPianist::V0(p) => p.sustain(down),
+            AnyPianist::Net(p) => p.sustain(down),
+        }
+    }
+    pub fn active_voices(&self) -> usize {
+        match self {
+            AnyPianist::V0(p) => p.active_voices(),
+            AnyPianist::Net(p) => p.active_voices(),
+        }
+    }
+    /// The next frame's spectrum (`hop + 1` bins); one hop on.
+    pub fn synthesize(&mut self, out: &mut [Complex32]) -> candle_core::Result<()> {
+        match self {
+            AnyPianist::V0(p) => {
+                p.synthesize(out);
+                Ok(())
+            }
+            AnyPianist::Net(p) => p.synthesize(out),
+        }
+    }
+}
+
 pub struct Generator {
     listener: AnyListener,
     tracker: NoteTracker,
-    pianist: PianistV0,
+    pianist: AnyPianist,
     /// Scratch for the listener's saliences.
     salience: Vec<f32>,
     /// Mean square of the previous hop of input.
@@ -193,7 +278,7 @@ impl Generator {
         Ok(Generator {
             listener,
             tracker: NoteTracker::new(timing.hop_seconds(), timing.lookahead_hops, voicing),
-            pianist: PianistV0::new(model, timing.sample_rate, timing.hop),
+            pianist: AnyPianist::new(model.pianist(), model, timing, device)?,
             salience: Vec::with_capacity(crate::v0::N_CANDIDATES),
             prev_energy: 0.0,
         })
@@ -239,8 +324,40 @@ impl Generator {
             pianist.event(ev, controls);
             emit(ev);
         });
-        self.pianist.synthesize(spectrum);
+        self.pianist.synthesize(spectrum)?;
         Ok(FrameReport { pitch: self.tracker.last_pitch, note: self.tracker.sounding() })
+    }
+
+    /// One hop driven by MIDI instead of the voice: `events` are applied (note events also go
+    /// to `emit`, so MIDI out follows MIDI in), then the piano frame is synthesized.
+    pub fn step_midi(
+        &mut self,
+        events: &[Option<MidiIn>],
+        controls: &Controls,
+        spectrum: &mut [Complex32],
+        emit: &mut dyn FnMut(TrackEvent),
+    ) -> candle_core::Result<FrameReport> {
+        for ev in events.iter().flatten() {
+            match *ev {
+                MidiIn::On { note, velocity } => {
+                    let ev = TrackEvent::On { note, velocity };
+                    self.pianist.event(ev, controls);
+                    emit(ev);
+                }
+                MidiIn::Off { note } => {
+                    let ev = TrackEvent::Off { note };
+                    self.pianist.event(ev, controls);
+                    emit(ev);
+                }
+                MidiIn::Sustain(down) => self.pianist.sustain(down),
+            }
+        }
+        self.pianist.synthesize(spectrum)?;
+        Ok(FrameReport { pitch: f32::NAN, note: None })
+    }
+
+    pub fn pianist(&self) -> &AnyPianist {
+        &self.pianist
     }
 
     pub fn listener_mut(&mut self) -> &mut AnyListener {

@@ -86,6 +86,9 @@ pub struct Model {
     /// Which listener the generator runs: v0 unless [`Model::with_listener`] chose the trained
     /// one (see BENCHMARKS.md for why v0 is still the default).
     listener: crate::generator::ListenerKind,
+    /// Which pianist: the trained one when the file carries it, unless
+    /// [`Model::with_pianist`] chose v0.
+    pianist: crate::generator::PianistKind,
     /// Name from the file's metadata, e.g. `hummingface-v0`.
     name: String,
     /// Tensors by name, all validated against [`v0::TENSOR_SPECS`].
@@ -155,7 +158,13 @@ impl Model {
                 tensors.insert(name, read(name, shape)?);
             }
         }
-        Ok(Model { listener: crate::generator::ListenerKind::V0, name, tensors })
+        // The trained pianist likewise.
+        if st.names().iter().any(|n| n.starts_with("pianist.net.")) {
+            for &(name, shape) in crate::pianist_net::NET_SPECS {
+                tensors.insert(name, read(name, shape)?);
+            }
+        }
+        Ok(Model { listener: crate::generator::ListenerKind::V0, pianist: crate::generator::PianistKind::Trained, name, tensors })
     }
 
     /// Serialize named tensors (as produced by [`v0::build_tensors`]) into safetensors bytes.
@@ -201,6 +210,29 @@ impl Model {
     /// The listener the generator runs with these weights.
     pub fn listener(&self) -> crate::generator::ListenerKind {
         if self.has_trained_listener() { self.listener } else { crate::generator::ListenerKind::V0 }
+    }
+
+    /// The same weights with pianist `kind` (the trained one only when this file carries it).
+    pub fn with_pianist(mut self, kind: crate::generator::PianistKind) -> Model {
+        self.pianist = kind;
+        self
+    }
+
+    /// The pianist the generator plays with these weights.
+    pub fn pianist(&self) -> crate::generator::PianistKind {
+        if self.has_trained_pianist() { self.pianist } else { crate::generator::PianistKind::V0 }
+    }
+
+    /// Whether this model carries the trained pianist.
+    pub fn has_trained_pianist(&self) -> bool {
+        self.tensors.contains_key("pianist.net.w1")
+    }
+
+    /// Every tensor, sorted by name (for writing a model file that keeps them).
+    pub fn tensors(&self) -> Vec<(&'static str, HostTensor)> {
+        let mut v: Vec<(&'static str, HostTensor)> = self.tensors.iter().map(|(k, t)| (*k, t.clone())).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
     }
 
     /// Whether this model carries the trained listener.

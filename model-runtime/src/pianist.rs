@@ -33,6 +33,121 @@ const STRIKE: f32 = 0.12;
 /// Hammer-noise decay time constant, seconds.
 const HAMMER_TAU_S: f32 = 0.006;
 
+
+/// The exact transform of the periodic Hann synthesis window of length `n`, tabulated: places a
+/// sinusoid of any (fractional-bin) frequency into a frame spectrum. With the phase referred to
+/// the frame centre the kernel is real and symmetric; the bin sign `(-1)^k` moves the reference
+/// to the frame start.
+pub struct Kernel {
+    table: Vec<f32>,
+}
+
+impl Kernel {
+    pub fn new(n: usize) -> Kernel {
+        let window: Vec<f64> = (0..n)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
+            .collect();
+        let points = 2 * KERNEL_HALF * KERNEL_OVERSAMPLE + 1;
+        let table = (0..points)
+            .map(|p| {
+                let x = p as f64 / KERNEL_OVERSAMPLE as f64 - KERNEL_HALF as f64;
+                let mut acc = 0.0;
+                for (i, w) in window.iter().enumerate() {
+                    let m = i as f64 - (n / 2) as f64;
+                    acc += w * (2.0 * std::f64::consts::PI * x * m / n as f64).cos();
+                }
+                acc as f32
+            })
+            .collect();
+        Kernel { table }
+    }
+
+    fn at(&self, x: f32) -> f32 {
+        let pos = (x + KERNEL_HALF as f32) * KERNEL_OVERSAMPLE as f32;
+        if pos < 0.0 || pos >= (self.table.len() - 1) as f32 {
+            return 0.0;
+        }
+        let i = pos as usize;
+        let f = pos - i as f32;
+        self.table[i] * (1.0 - f) + self.table[i + 1] * f
+    }
+
+    /// Add `a·cos(2π·f·m/n + phase)` (m from the frame centre; `f` in bins) to `out`.
+    pub fn add_sinusoid(&self, out: &mut [Complex32], f: f32, a: f32, phase: f32) {
+        let bins = out.len();
+        let half = 0.5 * a;
+        let (s, co) = phase.sin_cos();
+        let lo = (f - KERNEL_HALF as f32).ceil().max(0.0) as usize;
+        let hi = ((f + KERNEL_HALF as f32).floor().max(0.0) as usize).min(bins - 1);
+        for k in lo..=hi {
+            let w = half * self.at(k as f32 - f);
+            let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+            out[k] += Complex32::new(co, s) * (w * sign);
+        }
+        // Image at −f (matters near DC).
+        if f < KERNEL_HALF as f32 {
+            let hi = ((KERNEL_HALF as f32 - f).floor() as usize).min(bins - 1);
+            for k in 0..=hi {
+                let w = half * self.at(k as f32 + f);
+                let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+                out[k] += Complex32::new(co, -s) * (w * sign);
+            }
+        }
+    }
+}
+
+/// Deterministic Gaussian noise written into frame spectra (windowed by the synthesis Hann).
+pub struct NoiseGen {
+    rng: u64,
+    /// Scratch: unwindowed noise spectrum.
+    scratch: Vec<Complex32>,
+}
+
+impl NoiseGen {
+    const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+    pub fn new(hop: usize) -> NoiseGen {
+        NoiseGen { rng: Self::SEED, scratch: vec![Complex32::new(0.0, 0.0); hop + 1] }
+    }
+
+    pub fn reset(&mut self) {
+        self.rng = Self::SEED;
+    }
+
+    fn next_gauss(&mut self) -> f32 {
+        // Sum of uniforms ≈ Gaussian; plenty for noise.
+        let mut acc = 0.0;
+        for _ in 0..4 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            acc += (self.rng >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        }
+        acc * 1.732
+    }
+
+    /// Add noise whose per-sample standard deviation at bin `k` is `std(k)` (coloured white
+    /// noise over a frame of `n` samples), windowed by the periodic Hann (a 3-tap convolution
+    /// in frequency).
+    pub fn add_shaped(&mut self, out: &mut [Complex32], n: usize, std: impl Fn(usize) -> f32) {
+        let bins = out.len();
+        // Complex bins of an n-sample white frame carry variance n·σ², half in each part.
+        let scale = (n as f32).sqrt() * std::f32::consts::FRAC_1_SQRT_2;
+        for k in 0..bins {
+            let re = self.next_gauss();
+            let im = self.next_gauss();
+            self.scratch[k] = Complex32::new(re, im) * (scale * std(k));
+        }
+        self.scratch[0].im = 0.0;
+        self.scratch[bins - 1].im = 0.0;
+        for k in 0..bins {
+            let left = if k > 0 { self.scratch[k - 1] } else { self.scratch[1].conj() };
+            let right = if k + 1 < bins { self.scratch[k + 1] } else { self.scratch[bins - 2].conj() };
+            out[k] += self.scratch[k] * 0.5 - (left + right) * 0.25;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Voice {
     /// Sounding, or free.
@@ -45,6 +160,8 @@ struct Voice {
     age_s: f32,
     /// Seconds since the damper fell, if released.
     released_s: Option<f32>,
+    /// Key up, damper held off by the sustain pedal.
+    pedal_held: bool,
     /// Per-partial frequency, bins of the synthesis FFT (0 = above the band).
     freq_bins: [f32; PARTIALS],
     /// Per-partial phase at the frame centre, radians (f64: long notes stay in tune).
@@ -64,6 +181,7 @@ impl Voice {
         velocity: 0.0,
         age_s: 0.0,
         released_s: None,
+        pedal_held: false,
         freq_bins: [0.0; PARTIALS],
         phase: [0.0; PARTIALS],
         amp0: [0.0; PARTIALS],
@@ -80,52 +198,36 @@ pub struct PianistV0 {
     hop: usize,
     /// Synthesis frame length, samples (2·hop).
     n: usize,
-    /// Hann kernel `W_c(x)` for `x ∈ [-KERNEL_HALF, KERNEL_HALF]`, [`KERNEL_OVERSAMPLE`] per bin.
-    kernel: Vec<f32>,
+    kernel: Kernel,
     /// Inharmonicity per key (index = MIDI − 21).
     inharmonicity: Vec<f32>,
     /// T60 of the aftersound per key, seconds.
     t60: Vec<f32>,
-    /// Noise generator state (xorshift), deterministic.
-    rng: u64,
-    /// Scratch: unwindowed noise spectrum.
-    noise: Vec<Complex32>,
+    noise: NoiseGen,
+    /// Sustain pedal down.
+    pedal: bool,
 }
 
 impl PianistV0 {
     pub fn new(model: &Model, sample_rate: f32, hop: usize) -> Self {
         let n = 2 * hop;
-        let window: Vec<f64> = (0..n)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos())
-            .collect();
-        let points = 2 * KERNEL_HALF * KERNEL_OVERSAMPLE + 1;
-        let kernel = (0..points)
-            .map(|p| {
-                let x = p as f64 / KERNEL_OVERSAMPLE as f64 - KERNEL_HALF as f64;
-                let mut acc = 0.0;
-                for (i, w) in window.iter().enumerate() {
-                    let m = i as f64 - (n / 2) as f64;
-                    acc += w * (2.0 * std::f64::consts::PI * x * m / n as f64).cos();
-                }
-                acc as f32
-            })
-            .collect();
         PianistV0 {
             voices: [Voice::FREE; VOICES],
             sample_rate,
             hop,
             n,
-            kernel,
+            kernel: Kernel::new(n),
             inharmonicity: model.tensor("pianist.inharmonicity").data.clone(),
             t60: model.tensor("pianist.t60_s").data.clone(),
-            rng: 0x9E37_79B9_7F4A_7C15,
-            noise: vec![Complex32::new(0.0, 0.0); hop + 1],
+            noise: NoiseGen::new(hop),
+            pedal: false,
         }
     }
 
     pub fn reset(&mut self) {
         self.voices = [Voice::FREE; VOICES];
-        self.rng = 0x9E37_79B9_7F4A_7C15;
+        self.noise.reset();
+        self.pedal = false;
     }
 
     /// Voices sounding now.
@@ -133,35 +235,29 @@ impl PianistV0 {
         self.voices.iter().filter(|v| v.active).count()
     }
 
-    fn kernel_at(&self, x: f32) -> f32 {
-        let pos = (x + KERNEL_HALF as f32) * KERNEL_OVERSAMPLE as f32;
-        if pos < 0.0 || pos >= (self.kernel.len() - 1) as f32 {
-            return 0.0;
+    /// Sustain pedal: while down, released keys keep ringing; lifting it damps them.
+    pub fn sustain(&mut self, down: bool) {
+        self.pedal = down;
+        if !down {
+            for v in self.voices.iter_mut().filter(|v| v.active && v.pedal_held) {
+                v.pedal_held = false;
+                v.released_s = Some(0.0);
+            }
         }
-        let i = pos as usize;
-        let f = pos - i as f32;
-        self.kernel[i] * (1.0 - f) + self.kernel[i + 1] * f
-    }
-
-    fn next_gauss(&mut self) -> f32 {
-        // Sum of uniforms ≈ Gaussian; plenty for noise.
-        let mut acc = 0.0;
-        for _ in 0..4 {
-            self.rng ^= self.rng << 13;
-            self.rng ^= self.rng >> 7;
-            self.rng ^= self.rng << 17;
-            acc += (self.rng >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-        }
-        acc * 1.732
     }
 
     /// Apply a tracker event (at the frame about to be synthesized).
     pub fn event(&mut self, ev: TrackEvent, c: &Controls) {
         match ev {
             TrackEvent::Off { note } => {
+                let pedal = self.pedal;
                 for v in self.voices.iter_mut() {
                     if v.active && v.key == note && v.released_s.is_none() {
-                        v.released_s = Some(0.0);
+                        if pedal {
+                            v.pedal_held = true;
+                        } else {
+                            v.released_s = Some(0.0);
+                        }
                     }
                 }
             }
@@ -257,24 +353,7 @@ impl PianistV0 {
                 if a < 1e-7 {
                     continue;
                 }
-                let half = 0.5 * a;
-                let (s, co) = (v.phase[p] as f32).sin_cos();
-                let lo = (f - KERNEL_HALF as f32).ceil().max(0.0) as usize;
-                let hi = ((f + KERNEL_HALF as f32).floor() as usize).min(bins - 1);
-                for k in lo..=hi {
-                    let w = half * self.kernel_at(k as f32 - f);
-                    let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
-                    out[k] += Complex32::new(co, s) * (w * sign);
-                }
-                // Image at −f (matters near DC).
-                if f < KERNEL_HALF as f32 {
-                    let hi = ((KERNEL_HALF as f32 - f).floor() as usize).min(bins - 1);
-                    for k in 0..=hi {
-                        let w = half * self.kernel_at(k as f32 + f);
-                        let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
-                        out[k] += Complex32::new(co, -s) * (w * sign);
-                    }
-                }
+                self.kernel.add_sinusoid(out, f, a, v.phase[p] as f32);
             }
             // Hammer noise right after the strike.
             if v.age_s < 6.0 * HAMMER_TAU_S {
@@ -300,22 +379,8 @@ impl PianistV0 {
             }
         }
         if noise_level > 0.0 {
-            // White noise of RMS `noise_level`, low-passed, then windowed (Hann = 3-tap
-            // convolution in frequency).
-            let scale = noise_level * (self.n as f32).sqrt() * std::f32::consts::FRAC_1_SQRT_2;
-            for k in 0..bins {
-                let shape = 1.0 / (1.0 + (k as f32 / noise_cut_bins).powi(2)).sqrt();
-                let re = self.next_gauss();
-                let im = self.next_gauss();
-                self.noise[k] = Complex32::new(re, im) * (scale * shape);
-            }
-            self.noise[0].im = 0.0;
-            self.noise[bins - 1].im = 0.0;
-            for k in 0..bins {
-                let left = if k > 0 { self.noise[k - 1] } else { self.noise[1].conj() };
-                let right = if k + 1 < bins { self.noise[k + 1] } else { self.noise[bins - 2].conj() };
-                out[k] += self.noise[k] * 0.5 - (left + right) * 0.25;
-            }
+            // White noise of RMS `noise_level`, low-passed.
+            self.noise.add_shaped(out, self.n, |k| noise_level / (1.0 + (k as f32 / noise_cut_bins).powi(2)).sqrt());
         }
         out[0].im = 0.0;
         out[bins - 1].im = 0.0;

@@ -186,3 +186,106 @@ pub fn render_offline(
         device_note: engine.device_note().map(str::to_string),
     })
 }
+
+/// A MIDI input event at an absolute time, seconds from the start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimedMidi {
+    pub seconds: f64,
+    pub event: crate::generator::MidiIn,
+}
+
+/// Result of [`render_midi`].
+#[derive(Debug, Clone)]
+pub struct MidiRenderResult {
+    /// Mono piano, latency removed.
+    pub samples: Vec<f32>,
+    pub sample_rate: f32,
+    /// Notes as played (from the engine's note output, on the file's clock).
+    pub notes: Vec<RenderedNote>,
+    pub latency_samples: u32,
+    pub elapsed_s: f64,
+    pub device: String,
+    pub device_note: Option<String>,
+    /// Which pianist played.
+    pub pianist: crate::generator::PianistKind,
+}
+
+/// Play MIDI events (sorted by time) on the pianist through the engine (offline: the same
+/// analysis/worker/overlap-add path as a vocal render, with the listener resting), for
+/// `seconds` of output. The controls' gain and the output gain apply; the mix does not (there
+/// is no dry signal).
+pub fn render_midi(
+    events: &[TimedMidi],
+    seconds: f64,
+    sample_rate: f32,
+    opts: &RenderOptions,
+    model: Arc<Model>,
+    progress: &mut dyn FnMut(f32),
+) -> Result<MidiRenderResult, EngineError> {
+    use crate::engine::MidiInEvent;
+    let block = opts.block.clamp(1, 1 << 16);
+    let pianist = model.pianist();
+    let mut engine = Engine::new(EngineConfig { sample_rate, max_block: block, mode: ProcessMode::Offline, device: opts.device }, model)?;
+    engine.set_midi_only(true);
+    let latency = engine.latency_samples() as usize;
+    let len = (seconds.max(0.0) * sample_rate as f64).round() as usize;
+    let total = len + latency;
+    let gain = 10f32.powf(opts.gain_db / 20.0);
+    let silence = vec![0.0f32; block];
+    let mut wet = vec![0.0f32; block];
+    let mut out = Vec::with_capacity(total);
+    let mut midi: Vec<MidiInEvent> = Vec::with_capacity(64);
+    let mut next = 0usize;
+    let mut played: Vec<(u64, NoteEvent)> = Vec::new();
+    let start = Instant::now();
+    let mut pos = 0usize;
+    let mut last_report = 0usize;
+    while pos < total {
+        let n = block.min(total - pos);
+        midi.clear();
+        while next < events.len() {
+            let at = (events[next].seconds.max(0.0) * sample_rate as f64).round() as usize;
+            if at >= pos + n {
+                break;
+            }
+            midi.push(MidiInEvent { timing: at.saturating_sub(pos) as u32, event: events[next].event });
+            next += 1;
+        }
+        let base = pos as u64;
+        engine.process_midi(&silence[..n], &mut wet[..n], &opts.controls, &midi, &mut |ev| played.push((base + ev.timing as u64, ev)));
+        out.extend(wet[..n].iter().map(|x| x * gain));
+        pos += n;
+        if pos - last_report >= sample_rate as usize || pos == total {
+            last_report = pos;
+            progress(pos as f32 / total.max(1) as f32);
+        }
+    }
+    let elapsed_s = start.elapsed().as_secs_f64();
+    out.drain(..latency.min(out.len()));
+    out.truncate(len);
+    let mut notes = Vec::new();
+    let mut open: Vec<(u64, u8, f32)> = Vec::new();
+    for (t, ev) in played {
+        let t = t.saturating_sub(latency as u64);
+        if ev.on {
+            open.push((t, ev.note, ev.velocity));
+        } else if let Some(i) = open.iter().position(|o| o.1 == ev.note) {
+            let (s, note, velocity) = open.remove(i);
+            notes.push(RenderedNote { start_sample: s, end_sample: t.max(s + 1), note, velocity });
+        }
+    }
+    for (s, note, velocity) in open {
+        notes.push(RenderedNote { start_sample: s, end_sample: (len as u64).max(s + 1), note, velocity });
+    }
+    notes.sort_by_key(|n| n.start_sample);
+    Ok(MidiRenderResult {
+        samples: out,
+        sample_rate,
+        notes,
+        latency_samples: latency as u32,
+        elapsed_s,
+        device: engine.device_name().to_string(),
+        device_note: engine.device_note().map(str::to_string),
+        pianist,
+    })
+}

@@ -9,6 +9,8 @@ use anyhow::{bail, Context, Result};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cuda;
+mod pianist;
+mod pianist_eval;
 mod train;
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -22,8 +24,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   eval [N] [--trained]             note accuracy of the generator (v0 or trained listener) on N sung melodies
   eval listener [N]                v0, YIN and the trained listener on N held-out synthetic clips
   eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
+  eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)
   train listener [--steps N ...]   train the listener network (writes assets/hummingface-v1.safetensors)
   train listener-curve             reduced trainings at 0-3 hops of lookahead: note F1 vs latency
+  train pianist [--steps N ...]    analyse FluidR3's grand, train the pianist (writes assets/hummingface-v1.safetensors)
   bench                            engine benchmarks on one core (model-runtime/benches/engine.rs)
   cuda-toolkit                     assemble the CUDA 13 toolkit from pinned PyPI wheels (.cuda/)
   build-cuda                       build the CUDA variant of the CLI (target/cuda-dist/)";
@@ -46,6 +50,9 @@ const APT_PACKAGES: &[&str] = &[
     "x11-utils",
     "imagemagick",
     "python3-venv",
+    // The pianist's training piano (FluidR3) and its held-out evaluation piano (TimGM6mb).
+    "fluid-soundfont-gm",
+    "timgm6mb-soundfont",
 ];
 
 fn main() -> Result<()> {
@@ -63,6 +70,7 @@ fn main() -> Result<()> {
         "demo-vocal" => demo_vocal(&root),
         "eval" if rest.first().map(String::as_str) == Some("listener") => train::eval_listener(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root),
+        "eval" if rest.first().map(String::as_str) == Some("pianist") => pianist_eval::eval_pianist(&root, &rest[1..]),
         "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24), rest.iter().any(|a| a == "--trained")),
         "train" => train::train_cmd(&root, &rest),
         "bench" => {

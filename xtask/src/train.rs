@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use hummingface_runtime::model::{HostTensor, Model};
+use hummingface_runtime::model::Model;
 use hummingface_runtime::train::evaluate::{evaluate, Scores, Which};
 use hummingface_runtime::train::listener::{train, LogRow, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// listener.
 pub const SHIPPED: &str = "assets/hummingface-v1.safetensors";
 
-fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>> {
+pub fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>> {
     match args.iter().position(|a| a == name) {
         None => Ok(None),
         Some(i) => {
@@ -28,7 +28,8 @@ pub fn train_cmd(root: &Path, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("listener") => train_listener(root, &args[1..]),
         Some("listener-curve") => listener_curve(root, &args[1..]),
-        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--out FILE]"),
+        Some("pianist") => crate::pianist::train_pianist(root, &args[1..]),
+        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
     }
 }
 
@@ -108,16 +109,15 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     bar.finish();
     let png = run_dir.join("curves.png");
     plot_curves(&rows, &png)?;
-    // The shipped file: the v0 tensors plus the network.
-    let mut all: Vec<(&'static str, HostTensor)> = hummingface_runtime::v0::build_tensors();
-    all.extend(tensors);
-    let bytes = Model::serialize("hummingface-v1", &all)?;
-    std::fs::write(&out, &bytes)?;
-    Model::from_file(&out).with_context(|| format!("reading back {}", out.display()))?;
+    // The shipped file: the v0 tensors, the trained pianist if the shipped file has it, and
+    // this network.
+    let shipped = root.join(SHIPPED);
+    let base = if shipped.exists() { Model::from_file(&shipped)? } else { Model::from_bytes(&Model::serialize("hummingface-v0", &hummingface_runtime::v0::build_tensors())?)? };
+    let bytes = crate::pianist::write_model(&base, "listener.net.", tensors, &out)?;
     println!(
         "wrote {} ({} bytes) in {:.1} min; log {}, curves {}",
         out.display(),
-        bytes.len(),
+        bytes,
         started.elapsed().as_secs_f64() / 60.0,
         csv_path.display(),
         png.display()

@@ -39,6 +39,9 @@ struct Cli {
 enum Command {
     /// Render a vocal recording to piano (offline: waits for every frame, deterministic).
     Render(RenderArgs),
+    /// Play a Standard MIDI File on the pianist (velocity, sustain pedal) through the same
+    /// engine path, to a WAV file.
+    RenderMidi(RenderMidiArgs),
     /// List the factory presets and the user presets (the names `render --preset` takes).
     Presets(PresetsArgs),
     /// Show the version, the model, the device `auto` picks and the latency.
@@ -113,6 +116,132 @@ struct RenderArgs {
     /// BENCHMARKS.md for where each is ahead).
     #[arg(long, default_value = "v0", value_parser = ["v0", "trained"])]
     listener: String,
+}
+
+#[derive(Args)]
+struct RenderMidiArgs {
+    /// Standard MIDI File (format 0 or 1). Channel 10 (percussion) is left out.
+    input: PathBuf,
+    /// Output file, written as 32-bit float mono WAV.
+    #[arg(short = 'o', long = "output", value_name = "OUT.wav")]
+    output: PathBuf,
+    /// Print one JSON object with the result on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Sample rate of the output, 8000 … 192000 Hz.
+    #[arg(long, default_value_t = 48000, value_parser = clap::value_parser!(u32).range(8000..=192000))]
+    rate: u32,
+    /// Seconds rendered after the last event (the release tail).
+    #[arg(long, value_name = "S", default_value_t = 2.0, value_parser = ranged(0.0..=60.0))]
+    tail: f32,
+    /// Output gain in dB, −24 … 12 [default: 0].
+    #[arg(long, value_name = "DB", allow_negative_numbers = true, default_value_t = 0.0,
+          value_parser = ranged(limits::GAIN_DB))]
+    gain: f32,
+    /// Pianist: trained (the network learned from FluidR3's grand, the default) or v0 (the
+    /// parametric piano).
+    #[arg(long, default_value = "trained", value_parser = ["trained", "v0"])]
+    pianist: String,
+    /// Compute device: auto, cpu or cuda.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: DeviceChoice,
+    /// Generator weights (safetensors) to use instead of the built-in model.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+}
+
+/// The `render-midi --json` output.
+#[derive(Serialize)]
+struct RenderMidiReport {
+    sample_rate: u32,
+    /// Output duration, seconds.
+    seconds: f64,
+    /// Notes played.
+    notes: usize,
+    /// Percussion (channel 10) notes left out.
+    percussion_skipped: usize,
+    /// Sustain pedal changes in the file.
+    pedal_events: usize,
+    /// Engine latency in samples (already removed from the output).
+    latency_samples: u32,
+    /// Output seconds per second of processing.
+    realtime_factor: f64,
+    /// Peak of the output, dBFS.
+    peak_dbfs: f64,
+    /// `trained` or `v0`.
+    pianist: &'static str,
+    device: String,
+    model: String,
+}
+
+fn render_midi_cmd(args: RenderMidiArgs) -> Result<()> {
+    use hummingface_runtime::generator::{MidiIn, PianistKind};
+    let song = hummingface::midi_file::read_midi(&args.input)?;
+    let model = load_model(args.model.as_deref())?;
+    let kind = if args.pianist == "v0" { PianistKind::V0 } else { PianistKind::Trained };
+    if kind == PianistKind::Trained && !model.has_trained_pianist() {
+        anyhow::bail!("this model has no trained pianist ({}): use --pianist v0", model.name());
+    }
+    let model = Arc::new((*model).clone().with_pianist(kind));
+    let seconds = song.end_s + f64::from(args.tail);
+    let opts = RenderOptions { gain_db: args.gain, device: args.device, ..RenderOptions::default() };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {eta}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("playing");
+        bar
+    });
+    let mut progress = |p: f32| {
+        if let Some(bar) = &bar {
+            bar.set_position((p.clamp(0.0, 1.0) * 1000.0) as u64);
+        }
+    };
+    let result = hummingface_runtime::render_midi(&song.events, seconds, args.rate as f32, &opts, model.clone(), &mut progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let result = result.with_context(|| format!("cannot render {}", args.input.display()))?;
+    if let Some(note) = &result.device_note {
+        eprintln!("note: {}", one_line(note));
+    }
+    let peak = result.samples.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let peak_dbfs = 20.0 * f64::from(peak.max(1e-10)).log10();
+    if peak > 1.0 {
+        eprintln!("note: the output peaks at {peak_dbfs:+.1} dBFS (kept in the float WAV); lower it with --gain");
+    }
+    let wav = prepare_wav_f32(&args.output, std::slice::from_ref(&result.samples), args.rate)?;
+    let target = wav.target().to_path_buf();
+    wav.commit().map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", target.display()))?;
+    let report = RenderMidiReport {
+        sample_rate: args.rate,
+        seconds,
+        notes: song.notes,
+        percussion_skipped: song.percussion_skipped,
+        pedal_events: song.events.iter().filter(|e| matches!(e.event, MidiIn::Sustain(_))).count(),
+        latency_samples: result.latency_samples,
+        realtime_factor: seconds / result.elapsed_s.max(1e-9),
+        peak_dbfs,
+        pianist: result.pianist.name(),
+        device: result.device.clone(),
+        model: model.name().to_string(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "wrote {}: {:.2} s, {} notes on the {} pianist, peak {:+.1} dBFS, {:.1}x real time on {}",
+            args.output.display(),
+            report.seconds,
+            report.notes,
+            report.pianist,
+            report.peak_dbfs,
+            report.realtime_factor,
+            report.device
+        );
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -625,6 +754,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Render(args) => render(args),
+        Command::RenderMidi(args) => render_midi_cmd(args),
         Command::Presets(args) => list_presets(args),
         Command::Info(args) => info(args),
         Command::BenchGpu(args) => bench_gpu(args),

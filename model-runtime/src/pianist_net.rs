@@ -1,0 +1,435 @@
+//! The trained pianist: a Candle network learned from real piano recordings (FluidR3's sampled
+//! grand, see `train::piano_data`), conditioned on key, velocity, time since the strike and
+//! time since the release, producing each frame's partial amplitudes, partial frequency
+//! deviations (the string's inharmonicity) and noise levels; written into complex spectrum
+//! frames with coherent phase for the engine's overlap-add (the same placement as v0).
+//!
+//! Network: the key one-hot (88) and eight continuous inputs ([`input_row`]) → three SiLU
+//! layers of [`HIDDEN`] → [`PARTIALS`] log10 amplitudes, [`PARTIALS`] deviations from `n·f₁` in
+//! cents, [`NOISE_BANDS`] log10 noise power densities. All sounding voices of a hop go through
+//! one batched forward.
+//!
+//! Tuning: the fundamental is placed exactly on equal temperament (A4 = 440 Hz); only the
+//! partials' deviations from `n·f₁` (inharmonicity) are learned, not the recordings' tuning.
+
+use candle_core::{Device, Tensor};
+use realfft::num_complex::Complex32;
+
+use crate::controls::Controls;
+use crate::model::{HostTensor, Model};
+use crate::pianist::{Kernel, NoiseGen};
+use crate::tracker::TrackEvent;
+use crate::v0::midi_to_hz;
+
+/// Lowest and highest piano key.
+pub const FIRST_KEY: u8 = 21;
+pub const LAST_KEY: u8 = 108;
+pub const KEYS: usize = (LAST_KEY - FIRST_KEY + 1) as usize;
+/// Partials per voice at most.
+pub const PARTIALS: usize = 64;
+/// Noise bands, log-spaced from [`NOISE_LO_HZ`] to [`NOISE_HI_HZ`].
+pub const NOISE_BANDS: usize = 12;
+pub const NOISE_LO_HZ: f32 = 40.0;
+pub const NOISE_HI_HZ: f32 = 16000.0;
+/// Rate of the analysed recordings, Hz (fixes the analysis windows and so the time floor).
+pub const ANALYSIS_SR: f32 = 44100.0;
+/// Continuous inputs after the key one-hot.
+pub const CONT: usize = 8;
+pub const IN: usize = KEYS + CONT;
+pub const HIDDEN: usize = 128;
+pub const OUT: usize = 2 * PARTIALS + NOISE_BANDS;
+/// Output offsets: amplitudes and noise are `raw + offset` (log10), cents `raw · CENTS_SCALE`.
+pub const AMP_OFFSET: f32 = -3.0;
+pub const NOISE_OFFSET: f32 = -10.0;
+pub const CENTS_SCALE: f32 = 100.0;
+/// Sounding voices at most (the issue asks for 8; MIDI files want more).
+pub const VOICES: usize = 16;
+/// Highest partial synthesized, Hz (and 0.45 of the rate).
+pub const TOP_HZ: f32 = 16000.0;
+/// Seconds after the release the recordings cover; a voice is freed after this.
+pub const RELEASE_HORIZON_S: f32 = 1.0;
+/// Output gain over the recordings' level, dB: the SoundFont renders a mezzo-forte C4 about
+/// 15 dB below the v0 piano; this brings the two to the same loudness (it scales partials and
+/// noise alike, so the learned balance is untouched).
+pub const OUTPUT_GAIN_DB: f32 = 15.0;
+/// Voices below this amplitude are freed.
+const SILENT: f32 = 1.0e-5;
+/// Fade of a voice taken over by a new strike (same key, or stolen), 1/s (≈ 10 ms).
+const STEAL_RATE: f32 = 690.0;
+
+/// Names and shapes of the network's tensors in a model file.
+pub const NET_SPECS: &[(&str, &[usize])] = &[
+    ("pianist.net.w1", &[IN, HIDDEN]),
+    ("pianist.net.b1", &[HIDDEN]),
+    ("pianist.net.w2", &[HIDDEN, HIDDEN]),
+    ("pianist.net.b2", &[HIDDEN]),
+    ("pianist.net.w3", &[HIDDEN, HIDDEN]),
+    ("pianist.net.b3", &[HIDDEN]),
+    ("pianist.net.w4", &[HIDDEN, OUT]),
+    ("pianist.net.b4", &[OUT]),
+];
+
+/// Trainable parameters.
+pub fn parameter_count() -> usize {
+    NET_SPECS.iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+}
+
+/// Noise band edges, Hz (`NOISE_BANDS + 1`, log-spaced).
+pub fn band_edges_hz() -> [f32; NOISE_BANDS + 1] {
+    let mut e = [0.0; NOISE_BANDS + 1];
+    for (i, v) in e.iter_mut().enumerate() {
+        *v = NOISE_LO_HZ * (NOISE_HI_HZ / NOISE_LO_HZ).powf(i as f32 / NOISE_BANDS as f32);
+    }
+    e
+}
+
+/// Analysis window of a key at [`ANALYSIS_SR`], samples: four periods, 1024 at least.
+pub fn analysis_window(key: u8) -> usize {
+    let period = ANALYSIS_SR / midi_to_hz(key as f32);
+    ((4.0 * period).ceil() as usize).max(1024)
+}
+
+/// Earliest frame centre analysed for a key, seconds (half its window): the network is asked
+/// about no earlier time (a strike sounds at once; its first frame is this one).
+pub fn time_floor_s(key: u8) -> f32 {
+    analysis_window(key) as f32 / 2.0 / ANALYSIS_SR
+}
+
+/// The network's input for one voice: key one-hot, then velocity (0…1), its square, log and
+/// linear time since the strike, released flag, log and linear time since the release, and
+/// the key as a number. `r` is negative while the key is held.
+pub fn input_row(key: u8, velocity: f32, t: f32, r: f32, row: &mut [f32]) {
+    debug_assert_eq!(row.len(), IN);
+    row.iter_mut().for_each(|v| *v = 0.0);
+    let k = key.clamp(FIRST_KEY, LAST_KEY);
+    row[(k - FIRST_KEY) as usize] = 1.0;
+    let c = &mut row[KEYS..];
+    let v = velocity.clamp(0.0, 1.0);
+    let t = t.max(time_floor_s(k));
+    c[0] = v;
+    c[1] = v * v;
+    c[2] = (t + 0.01).ln() / 3.0;
+    c[3] = t / 10.0;
+    if r >= 0.0 {
+        c[4] = 1.0;
+        c[5] = ((r + 0.01).ln() - 0.01f32.ln()) / 3.0;
+        c[6] = r;
+    }
+    c[7] = (k as f32 - 64.5) / 43.5;
+}
+
+/// The network's tensors.
+#[derive(Clone)]
+pub struct NetTensors {
+    pub w: [Tensor; 4],
+    pub b: [Tensor; 4],
+}
+
+impl NetTensors {
+    /// In [`NET_SPECS`] order.
+    pub fn from_vec(t: Vec<Tensor>) -> NetTensors {
+        let mut it = t.into_iter();
+        let mut n = || it.next().expect("eight pianist tensors");
+        let (w1, b1, w2, b2, w3, b3, w4, b4) = (n(), n(), n(), n(), n(), n(), n(), n());
+        NetTensors { w: [w1, w2, w3, w4], b: [b1, b2, b3, b4] }
+    }
+    pub fn to_vec(&self) -> Vec<&Tensor> {
+        (0..4).flat_map(|i| [&self.w[i], &self.b[i]]).collect()
+    }
+}
+
+/// Raw network output `[B, OUT]` for input rows `[B, IN]` (before [`decode`]'s offsets).
+pub fn forward(net: &NetTensors, x: &Tensor) -> candle_core::Result<Tensor> {
+    let mut h = x.clone();
+    for i in 0..3 {
+        h = h.matmul(&net.w[i])?.broadcast_add(&net.b[i])?.silu()?;
+    }
+    h.matmul(&net.w[3])?.broadcast_add(&net.b[3])
+}
+
+/// One voice's decoded frame.
+#[derive(Debug, Clone, Copy)]
+pub struct PianoOut {
+    /// log10 amplitude per partial.
+    pub amp: [f32; PARTIALS],
+    /// Deviation of partial n from `n·f₁`, cents.
+    pub cents: [f32; PARTIALS],
+    /// log10 one-sided noise power density per band (re 1/Hz).
+    pub noise: [f32; NOISE_BANDS],
+}
+
+/// Decode one raw output row.
+pub fn decode(raw: &[f32]) -> PianoOut {
+    let mut o = PianoOut { amp: [0.0; PARTIALS], cents: [0.0; PARTIALS], noise: [0.0; NOISE_BANDS] };
+    for p in 0..PARTIALS {
+        o.amp[p] = raw[p] + AMP_OFFSET;
+        o.cents[p] = raw[PARTIALS + p] * CENTS_SCALE;
+    }
+    o.cents[0] = 0.0;
+    for b in 0..NOISE_BANDS {
+        o.noise[b] = raw[2 * PARTIALS + b] + NOISE_OFFSET;
+    }
+    o
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Voice {
+    active: bool,
+    key: u8,
+    velocity: f32,
+    /// Seconds since the strike at the current frame centre.
+    age_s: f32,
+    /// Seconds since the damper fell, if it has.
+    released_s: Option<f32>,
+    /// Key is up but the sustain pedal holds the damper off.
+    pedal_held: bool,
+    /// Fade-out rate of a voice being taken over (0 = none), 1/s; `fade` its current gain.
+    steal_rate: f32,
+    fade: f32,
+    /// Tone knob at the strike: partial n is scaled by `n^(0.6·tone)`.
+    tone: f32,
+    /// Release knob: the recordings' damper time is stretched by `release_ms / 250`.
+    release_stretch: f32,
+    /// Partials in band (frequencies set at the strike).
+    partials: usize,
+    freq_bins: [f32; PARTIALS],
+    phase: [f64; PARTIALS],
+}
+
+impl Voice {
+    const FREE: Voice = Voice {
+        active: false,
+        key: 0,
+        velocity: 0.0,
+        age_s: 0.0,
+        released_s: None,
+        pedal_held: false,
+        steal_rate: 0.0,
+        fade: 1.0,
+        tone: 0.0,
+        release_stretch: 1.0,
+        partials: 0,
+        freq_bins: [0.0; PARTIALS],
+        phase: [0.0; PARTIALS],
+    };
+}
+
+/// The trained pianist on one device.
+pub struct PianistNet {
+    device: Device,
+    net: NetTensors,
+    voices: [Voice; VOICES],
+    /// Voices about to be struck: their frequencies come from their first frame's output.
+    fresh: [bool; VOICES],
+    pedal: bool,
+    sample_rate: f32,
+    hop: usize,
+    n: usize,
+    kernel: Kernel,
+    noise: NoiseGen,
+    /// Scratch: input rows and the voice each row belongs to.
+    rows: Vec<f32>,
+    which: Vec<usize>,
+    /// Scratch: noise power density per band, summed over voices (linear).
+    band_psd: [f32; NOISE_BANDS],
+}
+
+/// The release knob as a stretch of the recorded damper (250 ms, the default, plays it as
+/// recorded).
+fn release_stretch(c: &Controls) -> f32 {
+    let ms = if c.release_ms.is_finite() { c.release_ms.clamp(10.0, 3000.0) } else { 250.0 };
+    ms / 250.0
+}
+
+fn upload(t: &HostTensor, device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(&t.data, t.shape.as_slice(), device)
+}
+
+impl PianistNet {
+    pub fn new(model: &Model, sample_rate: f32, hop: usize, device: &Device) -> candle_core::Result<Self> {
+        let mut ts = Vec::new();
+        for (name, _) in NET_SPECS {
+            let t = model.get(name).ok_or_else(|| candle_core::Error::Msg(format!("model lacks {name}")))?;
+            ts.push(upload(t, device)?);
+        }
+        let n = 2 * hop;
+        Ok(PianistNet {
+            device: device.clone(),
+            net: NetTensors::from_vec(ts),
+            voices: [Voice::FREE; VOICES],
+            fresh: [false; VOICES],
+            pedal: false,
+            sample_rate,
+            hop,
+            n,
+            kernel: Kernel::new(n),
+            noise: NoiseGen::new(hop),
+            rows: vec![0.0; VOICES * IN],
+            which: Vec::with_capacity(VOICES),
+            band_psd: [0.0; NOISE_BANDS],
+        })
+    }
+
+    pub fn reset(&mut self) {
+        self.voices = [Voice::FREE; VOICES];
+        self.fresh = [false; VOICES];
+        self.pedal = false;
+        self.noise.reset();
+    }
+
+    pub fn active_voices(&self) -> usize {
+        self.voices.iter().filter(|v| v.active).count()
+    }
+
+    /// Sustain pedal (CC64 ≥ 64 is down): while down, released keys keep ringing.
+    pub fn sustain(&mut self, down: bool) {
+        self.pedal = down;
+        if !down {
+            for v in self.voices.iter_mut().filter(|v| v.active && v.pedal_held) {
+                v.pedal_held = false;
+                v.released_s = Some(0.0);
+            }
+        }
+    }
+
+    pub fn event(&mut self, ev: TrackEvent, c: &Controls) {
+        match ev {
+            TrackEvent::Off { note } => {
+                let pedal = self.pedal;
+                for v in self.voices.iter_mut().filter(|v| v.active && v.key == note && v.released_s.is_none() && v.steal_rate == 0.0) {
+                    v.release_stretch = release_stretch(c);
+                    if pedal {
+                        v.pedal_held = true;
+                    } else {
+                        v.released_s = Some(0.0);
+                    }
+                }
+            }
+            TrackEvent::On { note, velocity } => {
+                // The same string struck again: its old voice fades out quickly.
+                for v in self.voices.iter_mut().filter(|v| v.active && v.key == note) {
+                    v.steal_rate = STEAL_RATE;
+                }
+                let slot = self.voices.iter().position(|v| !v.active).unwrap_or_else(|| {
+                    // Steal: the longest-released voice, else the oldest.
+                    (0..VOICES)
+                        .max_by(|&a, &b| {
+                            let score = |v: &Voice| (v.released_s.is_some() as u8 as f32) * 1e6 + v.released_s.unwrap_or(0.0) + v.age_s;
+                            score(&self.voices[a]).total_cmp(&score(&self.voices[b]))
+                        })
+                        .unwrap_or(0)
+                });
+                let mut v = Voice::FREE;
+                v.active = true;
+                v.key = note.clamp(FIRST_KEY, LAST_KEY);
+                v.velocity = velocity.clamp(0.0, 1.0);
+                v.age_s = 0.0;
+                v.tone = if c.tone.is_finite() { c.tone.clamp(-1.0, 1.0) } else { 0.0 };
+                v.release_stretch = release_stretch(c);
+                self.voices[slot] = v;
+                self.fresh[slot] = true;
+            }
+        }
+    }
+
+    /// Network outputs for every sounding voice (rows in `self.which` order).
+    fn run_net(&mut self) -> candle_core::Result<Vec<Vec<f32>>> {
+        self.which.clear();
+        for (i, v) in self.voices.iter().enumerate() {
+            if v.active {
+                let at = self.which.len() * IN;
+                // The damper as recorded, stretched by the release knob.
+                let r = v.released_s.map_or(-1.0, |r| r / v.release_stretch);
+                input_row(v.key, v.velocity, v.age_s, r, &mut self.rows[at..at + IN]);
+                self.which.push(i);
+            }
+        }
+        if self.which.is_empty() {
+            return Ok(Vec::new());
+        }
+        let b = self.which.len();
+        let x = Tensor::from_slice(&self.rows[..b * IN], (b, IN), &self.device)?;
+        forward(&self.net, &x)?.to_vec2::<f32>()
+    }
+
+    /// Write the next frame's spectrum (`hop + 1` bins) into `out` and advance one hop.
+    pub fn synthesize(&mut self, out: &mut [Complex32]) -> candle_core::Result<()> {
+        out.iter_mut().for_each(|z| *z = Complex32::new(0.0, 0.0));
+        let raws = self.run_net()?;
+        let bins = self.hop + 1;
+        let bin_hz = self.sample_rate / self.n as f32;
+        let top = TOP_HZ.min(0.45 * self.sample_rate);
+        let hop_s = self.hop as f32 / self.sample_rate;
+        self.band_psd = [0.0; NOISE_BANDS];
+        for (row, &vi) in raws.iter().zip(&self.which) {
+            let o = decode(row);
+            let v = &mut self.voices[vi];
+            if self.fresh[vi] {
+                self.fresh[vi] = false;
+                let f0 = midi_to_hz(v.key as f32);
+                v.partials = 0;
+                for p in 0..PARTIALS {
+                    let f = (p + 1) as f32 * f0 * 2f32.powf(o.cents[p] / 1200.0);
+                    if f >= top {
+                        break;
+                    }
+                    v.freq_bins[p] = f / bin_hz;
+                    // A deterministic spread of starting phases (no peaky strike waveform).
+                    v.phase[p] = (p as f64 * 2.399_963) % std::f64::consts::TAU;
+                    v.partials = p + 1;
+                }
+            }
+            let gain = v.fade * 10f32.powf(OUTPUT_GAIN_DB / 20.0);
+            let mut loudest = 0.0f32;
+            for p in 0..v.partials {
+                let tilt = if v.tone != 0.0 { ((p + 1) as f32).powf(0.6 * v.tone) } else { 1.0 };
+                let a = 10f32.powf(o.amp[p]) * gain * tilt;
+                loudest = loudest.max(a);
+                if a > 1e-7 {
+                    self.kernel.add_sinusoid(out, v.freq_bins[p], a, v.phase[p] as f32);
+                }
+            }
+            for (b, &lvl) in o.noise.iter().enumerate() {
+                self.band_psd[b] += 10f32.powf(lvl) * gain * gain;
+            }
+            // Advance.
+            v.age_s += hop_s;
+            if let Some(r) = v.released_s.as_mut() {
+                *r += hop_s;
+            }
+            if v.steal_rate > 0.0 {
+                v.fade *= (-v.steal_rate * hop_s).exp();
+            }
+            for p in 0..v.partials {
+                let step = std::f64::consts::PI * v.freq_bins[p] as f64 * self.hop as f64 * 2.0 / self.n as f64;
+                v.phase[p] = (v.phase[p] + step) % std::f64::consts::TAU;
+            }
+            let done_release = v.released_s.is_some_and(|r| r > RELEASE_HORIZON_S * v.release_stretch);
+            if done_release || v.fade < 1e-3 || (loudest < SILENT && v.age_s > 0.5) {
+                v.active = false;
+            }
+        }
+        // Noise: per-band power density, interpolated over log frequency between band centres.
+        if self.band_psd.iter().any(|&p| p > 1e-14) {
+            let edges = band_edges_hz();
+            let centres: [f32; NOISE_BANDS] = std::array::from_fn(|b| (edges[b] * edges[b + 1]).sqrt());
+            let sr = self.sample_rate;
+            let psd = self.band_psd;
+            self.noise.add_shaped(out, self.n, |k| {
+                let hz = k as f32 * bin_hz;
+                if hz < NOISE_LO_HZ || hz > NOISE_HI_HZ.min(0.5 * sr) {
+                    return 0.0;
+                }
+                let pos = ((hz / centres[0]).ln() / (centres[1] / centres[0]).ln()).clamp(0.0, (NOISE_BANDS - 1) as f32);
+                let i = (pos as usize).min(NOISE_BANDS - 2);
+                let f = pos - i as f32;
+                let s = (psd[i].max(1e-20).ln() * (1.0 - f) + psd[i + 1].max(1e-20).ln() * f).exp();
+                // Per-sample variance of white noise with this one-sided density: S·sr/2.
+                (s * sr * 0.5).sqrt()
+            });
+        }
+        out[0].im = 0.0;
+        out[bins - 1].im = 0.0;
+        Ok(())
+    }
+}

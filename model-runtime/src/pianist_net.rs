@@ -374,8 +374,9 @@ impl PianistNet {
                         break;
                     }
                     v.freq_bins[p] = f / bin_hz;
-                    // A deterministic spread of starting phases (no peaky strike waveform).
-                    v.phase[p] = (p as f64 * 2.399_963) % std::f64::consts::TAU;
+                    // Every partial in cosine phase at the first frame's centre: the hammer's
+                    // pulse, so the strike is a transient rather than a swell.
+                    v.phase[p] = 0.0;
                     v.partials = p + 1;
                 }
             }

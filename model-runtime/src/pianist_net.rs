@@ -390,8 +390,15 @@ impl PianistNet {
                     self.kernel.add_sinusoid(out, v.freq_bins[p], a, v.phase[p] as f32);
                 }
             }
+            // Noise only from the fundamental up: the analysis window (four periods) puts the
+            // bands below it within reach of the recordings' DC and subsonic leakage, so what
+            // was measured there is not the piano's noise.
+            let f0 = midi_to_hz(v.key as f32);
+            let edges = band_edges_hz();
             for (b, &lvl) in o.noise.iter().enumerate() {
-                self.band_psd[b] += 10f32.powf(lvl) * gain * gain;
+                if (edges[b] * edges[b + 1]).sqrt() >= f0 {
+                    self.band_psd[b] += 10f32.powf(lvl) * gain * gain;
+                }
             }
             // Advance.
             v.age_s += hop_s;

@@ -92,6 +92,11 @@ pub const ATTACK_REFERENCE_S: f32 = 0.1;
 /// after a note that was at full level within 3 ms (measured on FluidR3's C4 and the trained
 /// pianist's), which would read as a 50 ms "attack".
 pub fn attack_time_s(x: &[f32], sr: f32) -> f32 {
+    rise_time_s(x, sr, 0.9)
+}
+
+/// [`attack_time_s`] up to `hi` (a fraction of the same reference) instead of 90 %.
+pub fn rise_time_s(x: &[f32], sr: f32, hi: f32) -> f32 {
     let env = rms_envelope(x, (ATTACK_WINDOW_S * sr).round() as usize);
     let peak = env.iter().copied().fold(0.0f32, f32::max);
     if peak <= 0.0 {
@@ -102,7 +107,7 @@ pub fn attack_time_s(x: &[f32], sr: f32) -> f32 {
     let mut early = env[start..end].to_vec();
     early.sort_by(f32::total_cmp);
     let reference = early[((early.len() - 1) as f32 * 0.9) as usize];
-    let i90 = start + env[start..].iter().position(|&e| e >= 0.9 * reference).unwrap_or(0);
+    let i90 = start + env[start..].iter().position(|&e| e >= hi * reference).unwrap_or(0);
     let i10 = env[..i90].iter().rposition(|&e| e < 0.1 * reference).map_or(0, |i| i + 1);
     (i90 - i10.min(i90)) as f32 / sr
 }

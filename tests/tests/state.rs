@@ -15,8 +15,8 @@ use assert_no_alloc::AllocDisabler;
 use hummingface::params::{load_state, EditorSize, HummingFaceParams};
 use hummingface_tests::inproc::InProcessHost;
 use hummingface_tests::{
-    clap_host_bin, parse_last_json, read_wav, run_with_timeout, scratch_dir, sung_melody, tail, workspace_root,
-    write_wav, Artifacts, CHILD_TIMEOUT,
+    clap_host_bin, parse_last_json, pedalboard_python, read_wav, run_with_timeout, scratch_dir, sung_melody, tail,
+    workspace_root, write_wav, Artifacts, CHILD_TIMEOUT,
 };
 use nice_plug::prelude::*;
 
@@ -282,4 +282,107 @@ fn bad_states_in_process_load_sensible_values_and_say_why() {
         let pk = peak(&out);
         assert!(pk < 4.0 && pk > 1e-3, "{what}: output peak {pk}");
     }
+}
+
+/// The VST3 in pedalboard (JUCE's VST3 host): the plugin's state JSON goes inside the
+/// `IComponent` part of pedalboard's `raw_state` (JUCE base64). A state with out-of-range,
+/// infinite and unknown values loads repaired, with the warnings in the log; a truncated or
+/// garbage state is refused (the parameters keep the values they had) without a panic.
+#[test]
+fn vst3_in_pedalboard_repairs_or_refuses_bad_states() {
+    let a = artifacts();
+    let dir = scratch_dir("state-bad-vst3");
+    let states = bad_states();
+    let pick = |name: &str| {
+        let blob = &states.iter().find(|s| s.0 == name).unwrap().1;
+        let path = dir.join(format!("{}.json", name.replace(' ', "-")));
+        std::fs::write(&path, &blob[8..]).unwrap();
+        path
+    };
+    let (good, ranges, future, truncated, garbage) = (
+        pick("a state saved by this build"),
+        pick("out of range and infinite"),
+        pick("from a newer build (state 99, unknown parameters and fields)"),
+        pick("truncated JSON"),
+        pick("not JSON"),
+    );
+    let script = r#"
+import json, sys
+import numpy as np
+import pedalboard
+ALPHA = ".ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
+def enc(b):
+    nbits = len(b) * 8
+    chars = []
+    for i in range((nbits + 5) // 6):
+        v = 0
+        for k in range(6):
+            bit = i * 6 + k
+            if bit < nbits and (b[bit // 8] >> (bit % 8)) & 1:
+                v |= 1 << k
+        chars.append(ALPHA[v])
+    return f"{len(b)}." + "".join(chars)
+plugin = pedalboard.load_plugin(sys.argv[1])
+# JUCE's VST3 state: b"VC2!", the XML's length (u32 LE), the XML, a NUL.
+blob = plugin.raw_state
+assert blob[:4] == b"VC2!"
+text = blob[8:8 + int.from_bytes(blob[4:8], "little")].decode("latin1")
+s = text.index("<IComponent>") + len("<IComponent>")
+e = text.index("</IComponent>")
+results = []
+for path in sys.argv[2:]:
+    component = open(path, "rb").read()
+    xml = (text[:s] + enc(component) + text[e:]).encode("latin1")
+    error = None
+    try:
+        plugin.raw_state = b"VC2!" + len(xml).to_bytes(4, "little") + xml + b"\0"
+    except Exception as ex:
+        error = str(ex)
+    out = plugin.process(np.zeros((2, 4800), dtype=np.float32), 48000)
+    results.append({"state": path, "error": error, "finite": bool(np.isfinite(out).all()),
+                    "params": {n: str(getattr(plugin, n)) for n in plugin.parameters}})
+print(json.dumps(results))
+"#;
+    let python = pedalboard_python().unwrap_or_else(|e| panic!("{e:#}"));
+    let done = run_with_timeout(
+        Command::new(python).arg("-c").arg(script).arg(&a.vst3).args([&good, &ranges, &truncated, &future, &garbage]),
+        CHILD_TIMEOUT,
+        "pedalboard",
+    )
+    .unwrap();
+    assert!(!done.stderr.contains("panicked"), "panic:\n{}", tail(&done.stderr, 4000));
+    let done = done.check("pedalboard raw_state").unwrap_or_else(|e| panic!("{e:#}{}", a.stale_note));
+    let results = parse_last_json_array(&done.stdout);
+    let param = |i: usize, name: &str| results[i]["params"][name].as_str().unwrap_or_default().to_string();
+    for (i, r) in results.iter().enumerate() {
+        eprintln!("{}: error {:?}, {}", r["state"], r["error"], r["params"]);
+        assert_eq!(r["finite"], true, "state {i}: non-finite output");
+    }
+    // The good state: key D, natural minor, +3, mix 75 %.
+    assert!(param(0, "key").starts_with('D') && param(0, "transpose_st").starts_with('3') && param(0, "mix").starts_with("75"));
+    // Out of range: mix 7 → 100 %, transpose −2000000 → −24, release 1e9 → 3000 ms, infinite
+    // gain → 0 dB, the key it names (D) loads.
+    assert!(param(1, "mix").starts_with("100"), "{}", param(1, "mix"));
+    assert!(param(1, "transpose_st").starts_with("-24"), "{}", param(1, "transpose_st"));
+    assert!(param(1, "release_ms").starts_with("3000"), "{}", param(1, "release_ms"));
+    assert!(param(1, "gain_db").starts_with('0'), "{}", param(1, "gain_db"));
+    assert!(param(1, "key").starts_with('D'));
+    // Truncated: refused, the previous values stay.
+    assert_eq!(results[2]["params"], results[1]["params"], "a truncated state changed the parameters");
+    // From a newer build: its known parameters load.
+    assert!(param(3, "key").starts_with('D') && param(3, "mix").starts_with("75"));
+    // Not JSON: refused, the previous values stay.
+    assert_eq!(results[4]["params"], results[3]["params"], "a garbage state changed the parameters");
+    for w in ["\"mix\" in the state: 7 is outside", "\"gain\" in the state: inf", "newer version", "unknown parameter \"reverb\""] {
+        assert!(done.stderr.contains(w), "no warning {w:?} in the log:\n{}", tail(&done.stderr, 4000));
+    }
+}
+
+/// The last line of `stdout` that parses as a JSON array.
+fn parse_last_json_array(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Vec<serde_json::Value>>(l).ok())
+        .unwrap_or_else(|| panic!("no JSON array in:\n{}", tail(stdout, 3000)))
 }

@@ -104,8 +104,28 @@ pub fn read_audio(path: &Path) -> Result<DecodedAudio, AudioFileError> {
     if meta.len() == 0 {
         return Err(AudioFileError::EmptyFile { path: p() });
     }
-
     let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
+    decode(path, mss)
+}
+
+/// Decode a whole audio file held in memory, exactly as [`read_audio`] decodes a file on disk;
+/// `name` stands for the file in error messages and its extension is the format hint (as the
+/// file name's is for [`read_audio`]). The fuzz target `fuzz/fuzz_targets/audio_file.rs` drives
+/// the decoder through this.
+pub fn decode_audio_bytes(name: &Path, bytes: Vec<u8>) -> Result<DecodedAudio, AudioFileError> {
+    if bytes.is_empty() {
+        return Err(AudioFileError::EmptyFile { path: name.to_path_buf() });
+    }
+    let mss = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(bytes)),
+        MediaSourceStreamOptions::default(),
+    );
+    decode(name, mss)
+}
+
+/// The decoder behind [`read_audio`] and [`decode_audio_bytes`].
+fn decode(path: &Path, mss: MediaSourceStream<'_>) -> Result<DecodedAudio, AudioFileError> {
+    let p = || path.to_path_buf();
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -380,6 +400,23 @@ mod tests {
         assert_eq!(back.channels, vec![left, right]);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn bytes_decode_like_the_file_and_errors_name_the_given_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.wav");
+        let left: Vec<f32> = (0..777).map(|i| (i as f32 * 0.03).sin() * 0.25).collect();
+        write_wav_f32(&path, &[left.clone(), left], 22050).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let from_file = read_audio(&path).unwrap();
+        assert_eq!(decode_audio_bytes(Path::new("x.wav"), bytes.clone()).unwrap(), from_file);
+        // The content decides the format, not the name.
+        assert_eq!(decode_audio_bytes(Path::new("x.mp3"), bytes.clone()).unwrap(), from_file);
+        let err = decode_audio_bytes(Path::new("cut.wav"), bytes[..bytes.len() / 2].to_vec());
+        assert!(matches!(err, Err(AudioFileError::Damaged { .. } | AudioFileError::Truncated { .. })), "{err:?}");
+        let err = decode_audio_bytes(Path::new("empty.wav"), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("empty.wav"), "{err}");
     }
 
     #[test]

@@ -266,8 +266,12 @@ impl Plugin for HummingFace {
         self.setup = None;
         self.monitor.set_engine(None);
 
+        // A model that loaded is kept for later activations asking for the same file; a file
+        // that did not load is tried again (it may have been fixed in place meanwhile).
         let choice = match &self.model {
-            Some((request, choice)) if *request == setup.model => choice.clone(),
+            Some((request, choice)) if *request == setup.model && choice.fallback.is_none() => {
+                choice.clone()
+            }
             _ => {
                 self.model = None;
                 match choose_model(setup.model.as_deref()) {

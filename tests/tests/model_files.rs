@@ -208,6 +208,13 @@ fn a_changed_model_path_is_loaded_at_the_next_activation() {
     assert!(host.activate());
     let note = host.plugin.monitor().engine().unwrap().model_note.expect("the new path was read");
     assert!(note.contains("truncated.safetensors"), "{note}");
+    // The file fixed in place (same path) is read at the next activation.
+    std::fs::write(truncated, EMBEDDED_WEIGHTS).unwrap();
+    host.deactivate();
+    assert!(host.activate());
+    let info = host.plugin.monitor().engine().unwrap();
+    assert_eq!(info.model_note, None, "the fixed file is still refused");
+    assert!(info.model.contains("truncated.safetensors"), "{}", info.model);
     // Back to the built-in model.
     host.plugin.hf_params().model_path.lock().unwrap().clear();
     host.deactivate();

@@ -98,6 +98,9 @@ fn cli_one_sample_other_extensions_unsupported_formats_and_failed_overwrites() {
         ("PNG named .wav", dir.join("picture.wav"), "not a supported audio file"),
         ("AIFF", dir.join("vocal.aiff"), "not a supported audio file"),
         ("MIDI file", dir.join("song.mid"), "not a supported audio file"),
+        // Found by `cargo fuzz`: a PCM `fmt ` chunk that overflows the decoder's block-align
+        // product (see `plugin/src/audio_file.rs`).
+        ("fuzz find: RIFF fmt overflow", dir.join("fuzz-find.wav"), "not a supported audio file"),
     ];
     std::fs::write(&cases[0].1, riff_wav(0x55, 1, sr, 0, 1, &[], &[0u8; 1024])).unwrap();
     // cbSize 2, 320 samples per 65-byte block. (IMA and MS ADPCM WAVs decode: Symphonia reads them.)
@@ -110,6 +113,8 @@ fn cli_one_sample_other_extensions_unsupported_formats_and_failed_overwrites() {
         b"FORM\x00\x00\x00\x2eAIFFCOMM\x00\x00\x00\x12\x00\x01\x00\x00\x00\x10\x00\x10\x40\x0e\xbb\x80\x00\x00\x00\x00\x00\x00SSND\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00",
     )
     .unwrap();
+    let fuzz_find = std::fs::read(hummingface_tests::workspace_root().join("tests/data/fuzz-audio-riff-fmt-overflow.bin")).unwrap();
+    std::fs::write(&cases[5].1, &fuzz_find[1..]).unwrap();
     std::fs::write(&cases[4].1, b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\x00\x04\x00\xff\x2f\x00").unwrap();
     for (what, path, want) in &cases {
         let out = dir.join("unsupported-out.wav");

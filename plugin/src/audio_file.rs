@@ -104,8 +104,53 @@ pub fn read_audio(path: &Path) -> Result<DecodedAudio, AudioFileError> {
     if meta.len() == 0 {
         return Err(AudioFileError::EmptyFile { path: p() });
     }
-
     let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
+    decode(path, mss)
+}
+
+/// Decode a whole audio file held in memory, exactly as [`read_audio`] decodes a file on disk;
+/// `name` stands for the file in error messages and its extension is the format hint (as the
+/// file name's is for [`read_audio`]). The fuzz target `fuzz/fuzz_targets/audio_file.rs` drives
+/// the decoder through this.
+pub fn decode_audio_bytes(name: &Path, bytes: Vec<u8>) -> Result<DecodedAudio, AudioFileError> {
+    if bytes.is_empty() {
+        return Err(AudioFileError::EmptyFile { path: name.to_path_buf() });
+    }
+    let mss = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(bytes)),
+        MediaSourceStreamOptions::default(),
+    );
+    decode(name, mss)
+}
+
+/// The decoder behind [`read_audio`] and [`decode_audio_bytes`]. A panic inside the decoding
+/// library becomes an error for this file instead of ending the program: `cargo fuzz` found a
+/// WAV whose `fmt ` chunk makes Symphonia's RIFF reader (symphonia-format-riff 0.6.1,
+/// `read_pcm_fmt`) overflow a `u16` multiplication (channels × bytes per sample). With overflow
+/// checks on (debug builds) that is a panic; release builds wrap, only log the value, and then
+/// reject the file ("invalid channel count"). `tests/data/fuzz-audio-riff-fmt-overflow.bin` is
+/// that input.
+fn decode(path: &Path, mss: MediaSourceStream<'_>) -> Result<DecodedAudio, AudioFileError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_stream(path, mss))) {
+        Ok(result) => result,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown failure".into());
+            Err(AudioFileError::Corrupt {
+                path: path.to_path_buf(),
+                seconds: 0.0,
+                reason: format!("the decoder failed on this file ({what})"),
+            })
+        }
+    }
+}
+
+/// [`decode`] without the panic guard.
+fn decode_stream(path: &Path, mss: MediaSourceStream<'_>) -> Result<DecodedAudio, AudioFileError> {
+    let p = || path.to_path_buf();
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
@@ -380,6 +425,74 @@ mod tests {
         assert_eq!(back.channels, vec![left, right]);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn bytes_decode_like_the_file_and_errors_name_the_given_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.wav");
+        let left: Vec<f32> = (0..777).map(|i| (i as f32 * 0.03).sin() * 0.25).collect();
+        write_wav_f32(&path, &[left.clone(), left], 22050).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let from_file = read_audio(&path).unwrap();
+        assert_eq!(decode_audio_bytes(Path::new("x.wav"), bytes.clone()).unwrap(), from_file);
+        // The content decides the format, not the name.
+        assert_eq!(decode_audio_bytes(Path::new("x.mp3"), bytes.clone()).unwrap(), from_file);
+        let err = decode_audio_bytes(Path::new("cut.wav"), bytes[..bytes.len() / 2].to_vec());
+        assert!(matches!(err, Err(AudioFileError::Damaged { .. } | AudioFileError::Truncated { .. })), "{err:?}");
+        let err = decode_audio_bytes(Path::new("empty.wav"), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("empty.wav"), "{err}");
+    }
+
+    /// Found by `cargo fuzz` (target `audio_file`, 13 s into the run): a RIFF/WAVE whose PCM
+    /// `fmt ` chunk overflows Symphonia's `u16` block-align product. An error, never a panic, in
+    /// any build.
+    #[test]
+    fn fuzz_found_riff_fmt_overflow_is_an_error() {
+        let data = include_bytes!("../../tests/data/fuzz-audio-riff-fmt-overflow.bin");
+        // The first byte is the fuzz target's extension pick (0 = ".wav").
+        assert_eq!(data[0], 0);
+        let err = decode_audio_bytes(Path::new("crash.wav"), data[1..].to_vec()).unwrap_err();
+        assert!(err.to_string().contains("crash.wav"), "{err}");
+    }
+
+    /// The guard itself: a source that panics inside the decoder (as an overflow check would in
+    /// a debug build) gives an error naming the file.
+    #[test]
+    fn a_panic_inside_the_decoder_is_an_error() {
+        struct Exploding(std::io::Cursor<Vec<u8>>);
+        impl std::io::Read for Exploding {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.position() > 40 {
+                    panic!("decoder bug");
+                }
+                self.0.read(buf)
+            }
+        }
+        impl std::io::Seek for Exploding {
+            fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+                self.0.seek(pos)
+            }
+        }
+        impl symphonia::core::io::MediaSource for Exploding {
+            fn is_seekable(&self) -> bool {
+                true
+            }
+            fn byte_len(&self) -> Option<u64> {
+                Some(self.0.get_ref().len() as u64)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.wav");
+        write_wav_f32(&path, &[vec![0.1; 20_000]], 8000).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let mss = MediaSourceStream::new(
+            Box::new(Exploding(std::io::Cursor::new(bytes))),
+            MediaSourceStreamOptions { buffer_len: 64 * 1024 },
+        );
+        let err = decode(Path::new("boom.wav"), mss).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("boom.wav") && text.contains("decoder bug"), "{text}");
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub struct EditorApp {
     rects: Vec<(&'static str, Rect)>,
     /// Set by a signal when the standalone should close (see [`close_on_signals`]).
     close_flag: Option<Arc<AtomicBool>>,
+    /// The model file path being typed (starts as the saved `model-path`).
+    model_edit: Option<String>,
 }
 
 /// Preset menu and save box.
@@ -210,6 +212,7 @@ impl EditorApp {
             layout: None,
             rects: Vec::new(),
             close_flag: None,
+            model_edit: None,
         }
     }
 
@@ -464,6 +467,7 @@ impl EditorApp {
                 }
             }
         });
+        self.model_line(ui, info.as_ref());
         ui.horizontal(|ui| {
             for (name, meter) in ["In", "Out"].iter().zip(self.meters) {
                 ui.label(*name);
@@ -473,6 +477,50 @@ impl EditorApp {
                 ui.add_space(10.0);
             }
         });
+    }
+}
+
+impl EditorApp {
+    /// The model running and the model file: a path field ("" = built in, or
+    /// `$HUMMINGFACE_MODEL`), "Use" (saves the path in the state and asks the host to restart the
+    /// plugin, which loads it), and, in red, why a file asked for is not used.
+    fn model_line(&mut self, ui: &mut Ui, info: Option<&crate::EngineInfo>) {
+        let saved = self.params.model_path.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut edit = self.model_edit.take().unwrap_or_else(|| saved.clone());
+        let mut apply = false;
+        let mut field_rect = Rect::NOTHING;
+        ui.horizontal(|ui| {
+            ui.label("Model");
+            match info {
+                Some(info) => ui.label(RichText::new(&info.model).monospace().small()),
+                None => ui.label(RichText::new("—").color(roll::colors::LABEL)),
+            };
+            ui.separator();
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut edit)
+                    .hint_text(format!("model file (.safetensors); empty: ${}", crate::MODEL_ENV))
+                    .desired_width(220.0),
+            );
+            field_rect = field.rect;
+            apply = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            apply |= ui.add_enabled(edit.trim() != saved.trim(), egui::Button::new("Use")).clicked();
+        });
+        self.mark("model-path", field_rect);
+        if let Some(note) = info.and_then(|i| i.model_note.as_deref()) {
+            let shown = ui.label(RichText::new(note).color(Color32::from_rgb(0xff, 0x6b, 0x6b)).small());
+            self.mark("model-note", shown.rect);
+        }
+        if apply {
+            let path = edit.trim().to_string();
+            if let Ok(mut p) = self.params.model_path.lock() {
+                *p = path;
+            }
+            // The model is loaded at activation: the host deactivates and activates the plugin.
+            if let Some(gui) = &self.gui {
+                gui.request_restart();
+            }
+        }
+        self.model_edit = Some(edit);
     }
 }
 
@@ -597,7 +645,7 @@ impl NiceEguiApp for EditorApp {
                 });
 
                 let main = Rect::from_min_max(Pos2::new(full.left(), top.bottom() + 6.0), Pos2::new(right.left() - 10.0, full.bottom()));
-                let status_h = 52.0;
+                let status_h = 98.0;
                 let status = Rect::from_min_max(Pos2::new(main.left(), main.bottom() - status_h), main.max);
                 ui.scope_builder(UiBuilder::new().max_rect(status).layout(Layout::top_down(Align::Min)), |ui| {
                     self.status(ui, now);

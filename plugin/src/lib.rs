@@ -6,6 +6,7 @@
 //! formats the command-line renderer uses in [`audio_file`], [`midi_file`] and [`picture`].
 
 use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hummingface_runtime::{DeviceChoice, EngineConfig, Model, ProcessMode as EngineMode};
@@ -29,7 +30,7 @@ pub use processor::Processor;
 
 /// The engine settings a [`Processor`] was built for; `activate()` reuses the processor when the
 /// host activates again with the same settings (hosts may do so several times in a row).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct ActiveSetup {
     /// Host sample rate in Hz.
     sample_rate: f32,
@@ -41,6 +42,92 @@ struct ActiveSetup {
     device: DeviceChoice,
     /// Output channel count of the chosen layout.
     channels: usize,
+    /// The model file asked for (`None`: the built-in model), see [`model_request`].
+    model: Option<PathBuf>,
+}
+
+/// Environment variable naming a model file (safetensors) for every plugin instance whose saved
+/// state names none (its `model-path` field is empty).
+pub const MODEL_ENV: &str = "HUMMINGFACE_MODEL";
+
+/// The model file an instance asks for: its own `model-path` (saved with the project) when set,
+/// else `$HUMMINGFACE_MODEL` when set and not empty, else `None` (the built-in model).
+pub fn model_request(params: &HummingFaceParams) -> Option<PathBuf> {
+    let own = params
+        .model_path
+        .lock()
+        .map(|p| p.trim().to_string())
+        .unwrap_or_default();
+    if !own.is_empty() {
+        return Some(PathBuf::from(own));
+    }
+    std::env::var_os(MODEL_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The model an activation runs, and how it was chosen.
+#[derive(Debug, Clone)]
+pub struct ModelChoice {
+    /// The weights (the built-in ones when the requested file did not load).
+    pub model: Arc<Model>,
+    /// The file they were read from; `None` for the built-in model.
+    pub file: Option<PathBuf>,
+    /// Why the requested file is not used (missing, truncated, wrong shapes, NaN weights, …),
+    /// naming the file; `None` when the request was honoured.
+    pub fallback: Option<String>,
+}
+
+impl ModelChoice {
+    /// One line for the editor: which model runs and from where.
+    pub fn describe(&self) -> String {
+        match &self.file {
+            Some(file) => format!("{} ({})", self.model.name(), file.display()),
+            None => format!("{} (built in)", self.model.name()),
+        }
+    }
+}
+
+/// The built-in model, or `None` (logged) in a build whose embedded weights do not load, so that
+/// no panic crosses into the host.
+fn embedded_model() -> Option<Arc<Model>> {
+    match std::panic::catch_unwind(Model::embedded) {
+        Ok(model) => Some(model),
+        Err(_) => {
+            nice_error!("HummingFace: the built-in model does not load");
+            None
+        }
+    }
+}
+
+/// Load the model `request` names (a file) or the built-in one. A file that does not load —
+/// missing, unreadable, not safetensors, truncated, a tensor missing or of the wrong shape or
+/// type, a NaN or infinite weight — falls back to the built-in model with the reason in
+/// [`ModelChoice::fallback`] (and a warning in the log). `None` only if the built-in model itself
+/// does not load.
+pub fn choose_model(request: Option<&Path>) -> Option<ModelChoice> {
+    let fallback = match request {
+        None => None,
+        Some(path) => match Model::from_file(path) {
+            Ok(model) => {
+                nice_log!("HummingFace: model {} from {}", model.name(), path.display());
+                return Some(ModelChoice {
+                    model: Arc::new(model),
+                    file: Some(path.to_path_buf()),
+                    fallback: None,
+                });
+            }
+            Err(err) => {
+                let reason = format!(
+                    "model file {} not used: {err}; using the built-in model",
+                    path.display()
+                );
+                nice_warn!("HummingFace: {reason}");
+                Some(reason)
+            }
+        },
+    };
+    Some(ModelChoice { model: embedded_model()?, file: None, fallback })
 }
 
 /// The plugin instance.
@@ -51,8 +138,9 @@ pub struct HummingFace {
     monitor: Arc<Monitor>,
     /// The editor window's size and whether it is open (nice-plug-egui's own state).
     editor_state: Arc<EguiEditorState>,
-    /// Generator weights, loaded on first activation and kept for re-activations.
-    model: Option<Arc<Model>>,
+    /// Generator weights for the model file asked for (`None`: built in), loaded on the first
+    /// activation and kept for re-activations that ask for the same file.
+    model: Option<(Option<PathBuf>, ModelChoice)>,
     /// Engine + mixer + buffers; `None` until a successful `activate()` and after `deactivate()`.
     processor: Option<Processor>,
     /// What `processor` was built for.
@@ -81,6 +169,16 @@ impl HummingFace {
             ProcessMode::Realtime | ProcessMode::Buffered => EngineMode::Realtime,
         }
     }
+
+    /// The parameters (and persisted fields such as `model_path`), typed.
+    pub fn hf_params(&self) -> Arc<HummingFaceParams> {
+        self.params.clone()
+    }
+
+    /// What the editor is shown: the running engine, the model, the meters.
+    pub fn monitor(&self) -> Arc<Monitor> {
+        self.monitor.clone()
+    }
 }
 
 impl Plugin for HummingFace {
@@ -103,6 +201,14 @@ impl Plugin for HummingFace {
         },
     ];
 
+    /// Host automation lands on its sample: nice-plug splits a block at every parameter event
+    /// (CLAP `param_value`, VST3 parameter queues) and calls `process` for each part. The engine
+    /// takes the controls at every analysis hop and the mixer smooths mix and gain per sample,
+    /// so a part of any length is fine (blocks of 1 sample are tested), and an offline bounce
+    /// with automation renders the same whatever the host's block size
+    /// (`tests/tests/clap_automation.rs`).
+    const SAMPLE_ACCURATE_AUTOMATION: bool = true;
+
     type Editor = EguiEditor<editor::EditorApp>;
     type SysExMessage = ();
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
@@ -121,7 +227,9 @@ impl Plugin for HummingFace {
     }
 
     fn filter_state(state: &mut PluginState) {
-        params::migrate_state(state);
+        for warning in params::migrate_state(state) {
+            nice_warn!("HummingFace state: {warning}");
+        }
     }
 
     fn activate(
@@ -142,9 +250,10 @@ impl Plugin for HummingFace {
             channels: audio_io_layout
                 .main_output_channels
                 .map_or(1, NonZeroU32::get) as usize,
+            model: model_request(&self.params),
         };
 
-        if self.setup == Some(setup) {
+        if self.setup.as_ref() == Some(&setup) {
             if let Some(processor) = &self.processor {
                 context.set_latency_samples(processor.latency_samples());
                 return true;
@@ -157,18 +266,24 @@ impl Plugin for HummingFace {
         self.setup = None;
         self.monitor.set_engine(None);
 
-        let model = match &self.model {
-            Some(model) => model.clone(),
-            // The embedded weights are checked by the test suite, but a panic must never cross
-            // into the host: a bad build fails to activate instead.
-            None => match std::panic::catch_unwind(Model::embedded) {
-                Ok(model) => self.model.insert(model).clone(),
-                Err(_) => {
-                    nice_error!("HummingFace: the built-in model does not load");
-                    return false;
+        // A model that loaded is kept for later activations asking for the same file; a file
+        // that did not load is tried again (it may have been fixed in place meanwhile).
+        let choice = match &self.model {
+            Some((request, choice)) if *request == setup.model && choice.fallback.is_none() => {
+                choice.clone()
+            }
+            _ => {
+                self.model = None;
+                match choose_model(setup.model.as_deref()) {
+                    Some(choice) => {
+                        self.model = Some((setup.model.clone(), choice.clone()));
+                        choice
+                    }
+                    None => return false,
                 }
-            },
+            }
         };
+        let model = choice.model.clone();
         let cfg = EngineConfig {
             sample_rate: setup.sample_rate,
             max_block: setup.max_block,
@@ -186,6 +301,8 @@ impl Plugin for HummingFace {
                     sample_rate: setup.sample_rate,
                     hop: engine.timing().hop,
                     offline: setup.mode == EngineMode::Offline,
+                    model: choice.describe(),
+                    model_note: choice.fallback.clone(),
                 }));
                 context.set_latency_samples(processor.latency_samples());
                 nice_log!(

@@ -27,6 +27,10 @@ pub struct EngineInfo {
     pub hop: usize,
     /// Whether the engine waits for every frame (an offline bounce).
     pub offline: bool,
+    /// The model running, e.g. `hummingface-v1 (built in)` or `name (/path/file.safetensors)`.
+    pub model: String,
+    /// Why the model file asked for is not used (the built-in model runs instead), if so.
+    pub model_note: Option<String>,
 }
 
 /// Shared between the plugin (audio thread, `activate()`) and the editor (GUI thread).

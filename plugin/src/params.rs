@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hummingface_runtime::{Controls, DeviceChoice, Scale};
+use nice_plug::params::InternalParamMut;
+use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -18,33 +20,199 @@ use serde::{Deserialize, Serialize};
 /// - 1: HummingFace 0.1.0, the parameters.
 /// - 2: the same parameters, plus the editor's window size (`editor-size`) and the name of the
 ///   last preset loaded (`preset`). A version 1 state loads with the default size and no name.
+///   Later 0.1 builds add the optional `model-path` field (absent = built-in model), which older
+///   builds ignore, so the version stays 2.
 pub const STATE_VERSION: u32 = 2;
 
 /// Persisted field holding [`STATE_VERSION`].
 pub const STATE_VERSION_FIELD: &str = "state-version";
 
 /// Bring a saved state to this build's layout before the host loads it (called from
-/// `Plugin::filter_state`). A state from a newer build is left as it is: the parameters this
-/// build knows still load, the rest is ignored.
-pub fn migrate_state(state: &mut PluginState) {
+/// `Plugin::filter_state`, which logs the returned warnings). A state from a newer build keeps
+/// its version: the parameters this build knows still load, the rest is ignored.
+///
+/// Whatever cannot be read loads as the default, never as garbage and never as a panic: a
+/// parameter that is missing, of the wrong type, not finite, or an unknown enum value becomes its
+/// default; a number outside the parameter's range is clamped into it; an unknown parameter is
+/// dropped; a persisted field that does not parse becomes its default. Every such repair is one
+/// warning in the returned list, naming the parameter or field.
+pub fn migrate_state(state: &mut PluginState) -> Vec<String> {
+    let mut warnings = Vec::new();
     // Every build wrote the field; a state without it predates versioning (treated as 1).
-    let saved = state
-        .fields
-        .get(STATE_VERSION_FIELD)
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .unwrap_or(1);
+    let saved = match state.fields.get(STATE_VERSION_FIELD) {
+        None => 1,
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(v) => v,
+            Err(_) => {
+                warnings.push(format!(
+                    "the state's {STATE_VERSION_FIELD} {v:?} is not a number; read as version 1"
+                ));
+                1
+            }
+        },
+    };
     if saved > STATE_VERSION {
-        nice_warn!(
-            "HummingFace: this state was saved by a newer version (state {saved}, this build \
-             reads up to {STATE_VERSION}); loading the parameters it knows"
-        );
-        return;
+        warnings.push(format!(
+            "this state was saved by a newer version (state {saved}, this build reads up to \
+             {STATE_VERSION}); loading the parameters it knows"
+        ));
+    } else {
+        // 1 → 2: the parameters are unchanged; `editor-size` and `preset` default when absent.
+        state
+            .fields
+            .insert(STATE_VERSION_FIELD.to_string(), STATE_VERSION.to_string());
     }
-    // 1 → 2: the parameters are unchanged; `editor-size` and `preset` default when absent.
-    state
-        .fields
-        .insert(STATE_VERSION_FIELD.to_string(), STATE_VERSION.to_string());
+    sanitize_params(state, &mut warnings);
+    sanitize_fields(state, &mut warnings);
+    warnings
 }
+
+/// The parameter half of [`migrate_state`].
+fn sanitize_params(state: &mut PluginState, warnings: &mut Vec<String>) {
+    // A scratch parameter object: its ranges, defaults and enum IDs are the authority.
+    let scratch = HummingFaceParams::default();
+    let map = scratch.param_map();
+    state.params.retain(|id, _| {
+        let known = map.iter().any(|(k, _, _)| k == id);
+        if !known {
+            warnings.push(format!("unknown parameter {id:?} in the state ignored"));
+        }
+        known
+    });
+    for (id, ptr, _) in &map {
+        // SAFETY: `ptr` points into `scratch`, alive for this whole function.
+        let (lo, hi, default) = unsafe {
+            (ptr.preview_plain(0.0), ptr.preview_plain(1.0), ptr.default_plain_value())
+        };
+        let default_value = || match ptr {
+            ParamPtr::FloatParam(_) => ParamValue::F32(default),
+            ParamPtr::IntParam(_) => ParamValue::I32(default.round() as i32),
+            ParamPtr::BoolParam(_) => ParamValue::Bool(default >= 0.5),
+            // SAFETY: as above.
+            ParamPtr::EnumParam(p) => match unsafe { (**p).unmodulated_plain_id() } {
+                Some(variant) => ParamValue::String(variant.to_string()),
+                None => ParamValue::I32(default.round() as i32),
+            },
+        };
+        let Some(value) = state.params.get_mut(id) else {
+            warnings.push(format!("parameter {id:?} missing from the state: default {default}"));
+            state.params.insert(id.clone(), default_value());
+            continue;
+        };
+        let repaired = match (ptr, &*value) {
+            (ParamPtr::FloatParam(_), ParamValue::F32(v)) if !v.is_finite() => {
+                Some((default_value(), format!("{v} is not a number the parameter can take")))
+            }
+            (ParamPtr::FloatParam(_), ParamValue::F32(v)) if *v < lo || *v > hi => Some((
+                ParamValue::F32(v.clamp(lo, hi)),
+                format!("{v} is outside {lo}..{hi}"),
+            )),
+            (ParamPtr::FloatParam(_), ParamValue::F32(_)) => None,
+            (ParamPtr::IntParam(_), ParamValue::I32(v))
+                if (*v as f32) < lo || (*v as f32) > hi =>
+            {
+                Some((
+                    ParamValue::I32((*v).clamp(lo as i32, hi as i32)),
+                    format!("{v} is outside {lo}..{hi}"),
+                ))
+            }
+            (ParamPtr::IntParam(_), ParamValue::I32(_)) => None,
+            (ParamPtr::BoolParam(_), ParamValue::Bool(_)) => None,
+            (ParamPtr::EnumParam(_), ParamValue::I32(v)) if (*v as f32) < lo || (*v as f32) > hi => {
+                Some((default_value(), format!("variant {v} does not exist")))
+            }
+            (ParamPtr::EnumParam(_), ParamValue::I32(_)) => None,
+            // SAFETY: `p` points into `scratch`; setting its value only touches `scratch`.
+            (ParamPtr::EnumParam(p), ParamValue::String(variant)) => {
+                if unsafe { (**p).set_from_id(variant) } {
+                    None
+                } else {
+                    Some((default_value(), format!("{variant:?} is not one of its values")))
+                }
+            }
+            (_, other) => Some((default_value(), format!("{other:?} has the wrong type"))),
+        };
+        if let Some((new, why)) = repaired {
+            warnings.push(format!("parameter {id:?} in the state: {why}; loaded as {new:?}"));
+            *value = new;
+        }
+    }
+}
+
+/// The persisted-field half of [`migrate_state`]: each known field must hold JSON of its type.
+fn sanitize_fields(state: &mut PluginState, warnings: &mut Vec<String>) {
+    let defaults = HummingFaceParams::default().serialize_fields();
+    let mut check = |field: &str, ok: &dyn Fn(&str) -> bool| {
+        if let Some(text) = state.fields.get(field) {
+            if !ok(text) {
+                let default = defaults.get(field).cloned().unwrap_or_default();
+                let shown: String = text.chars().take(80).collect();
+                warnings.push(format!(
+                    "field {field:?} in the state cannot be read ({shown:?}); default {default}"
+                ));
+                state.fields.insert(field.to_string(), default);
+            }
+        }
+    };
+    check("editor-size", &|t| serde_json::from_str::<EditorSize>(t).is_ok());
+    check("preset", &|t| serde_json::from_str::<String>(t).is_ok());
+    check(MODEL_PATH_FIELD, &|t| serde_json::from_str::<String>(t).is_ok());
+    // A readable size outside the editor's limits is clamped into them.
+    if let Some(size) = state.fields.get("editor-size").and_then(|t| serde_json::from_str::<EditorSize>(t).ok()) {
+        if size.clamped() != size {
+            let clamped = size.clamped();
+            warnings.push(format!(
+                "field \"editor-size\" in the state: {}×{} is outside the editor's limits; {}×{}",
+                size.width, size.height, clamped.width, clamped.height
+            ));
+            if let Ok(text) = serde_json::to_string(&clamped) {
+                state.fields.insert("editor-size".to_string(), text);
+            }
+        }
+    }
+}
+
+/// Load a saved state (the JSON bytes nice-plug's wrappers store) into `params` the way the
+/// CLAP and VST3 wrappers do (`nice_plug`'s `state::deserialize_json` then `deserialize_object`,
+/// which are private to nice-plug): parse, [`migrate_state`] (as `Plugin::filter_state`), set
+/// each parameter's plain value, then the persisted fields. Returns the warnings (the plugin logs
+/// them), or an error for bytes that are not a state at all, in which case `params` is untouched
+/// (as in the wrappers, which then report a failed load). Used by the in-process tests and the
+/// state fuzz target; never panics.
+pub fn load_state(params: &HummingFaceParams, bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut state: PluginState =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a HummingFace state: {e}"))?;
+    let warnings = migrate_state(&mut state);
+    for (id, ptr, _) in params.param_map() {
+        let Some(value) = state.params.get(&id) else { continue };
+        // SAFETY: `ptr` points into `params`, which the caller keeps alive.
+        unsafe {
+            match (ptr, value) {
+                (ParamPtr::FloatParam(p), ParamValue::F32(v)) => {
+                    (*p)._internal_set_plain_value(*v);
+                }
+                (ParamPtr::IntParam(p), ParamValue::I32(v)) => {
+                    (*p)._internal_set_plain_value(*v);
+                }
+                (ParamPtr::BoolParam(p), ParamValue::Bool(v)) => {
+                    (*p)._internal_set_plain_value(*v);
+                }
+                (ParamPtr::EnumParam(p), ParamValue::I32(v)) => {
+                    (*p)._internal_set_plain_value(*v);
+                }
+                (ParamPtr::EnumParam(p), ParamValue::String(variant)) => {
+                    (*p).set_from_id(variant);
+                }
+                _ => {}
+            }
+        }
+    }
+    params.deserialize_fields(&state.fields);
+    Ok(warnings)
+}
+
+/// Persisted field holding the user model path ([`HummingFaceParams::model_path`]).
+pub const MODEL_PATH_FIELD: &str = "model-path";
 
 /// The editor window's size in logical pixels, saved with the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +391,11 @@ pub struct HummingFaceParams {
     /// Name of the last preset loaded or saved in the editor ("" for none).
     #[persist = "preset"]
     pub preset_name: Arc<Mutex<String>>,
+    /// A model file (safetensors) the plugin uses instead of the built-in model; "" for the
+    /// built-in one (or `$HUMMINGFACE_MODEL` when that is set). Read at activation; a file that
+    /// does not load falls back to the built-in model (see [`crate::model_choice`]).
+    #[persist = "model-path"]
+    pub model_path: Arc<Mutex<String>>,
 
     /// How the vocal is heard.
     #[nested(group = "Input")]
@@ -315,6 +488,7 @@ impl Default for HummingFaceParams {
             state_version: AtomicU32::new(STATE_VERSION),
             editor_size: Arc::new(Mutex::new(EditorSize::DEFAULT)),
             preset_name: Arc::new(Mutex::new(String::new())),
+            model_path: Arc::new(Mutex::new(String::new())),
             input: InputParams {
                 sensitivity: FloatParam::new(
                     "Sensitivity",

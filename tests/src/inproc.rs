@@ -37,7 +37,15 @@ struct ProcessCtx {
     /// Key of the last note-on, −1 before the first.
     last_on: i32,
     latency: Cell<u32>,
+    /// Every note event: (absolute sample since the instance was made, key, on). Pre-allocated;
+    /// events beyond its capacity are counted but not logged (no allocation in `process`).
+    log: Vec<(u64, u8, bool)>,
+    /// Samples processed before the current block.
+    pos: u64,
 }
+
+/// Note events [`InProcessHost`] keeps with their times.
+const NOTE_LOG_CAPACITY: usize = 1 << 16;
 
 impl ProcessContext<HummingFace> for ProcessCtx {
     fn plugin_api(&self) -> PluginApi {
@@ -56,6 +64,20 @@ impl ProcessContext<HummingFace> for ProcessCtx {
         event: PluginNoteEvent<HummingFace>,
     ) -> Result<(), (PluginNoteEvent<HummingFace>, nice_plug::context::process::SendEventError)>
     {
+        let logged = |key: &Key, timing: u32, on: bool| match key {
+            Key::Number(k) => Some((self.pos + timing as u64, *k, on)),
+            Key::Wildcard => None,
+        };
+        let entry = match &event {
+            NoteEvent::NoteOn { key, timing, .. } => logged(key, *timing, true),
+            NoteEvent::NoteOff { key, timing, .. } => logged(key, *timing, false),
+            _ => None,
+        };
+        if let Some(e) = entry {
+            if self.log.len() < self.log.capacity() {
+                self.log.push(e);
+            }
+        }
         match event {
             NoteEvent::NoteOn { key, .. } => {
                 self.notes_on += 1;
@@ -110,6 +132,8 @@ impl InProcessHost {
                 notes_off: 0,
                 last_on: -1,
                 latency: Cell::new(0),
+                log: Vec::with_capacity(NOTE_LOG_CAPACITY),
+                pos: 0,
             },
             latency: 0,
             active: false,
@@ -173,7 +197,14 @@ impl InProcessHost {
         }
         let mut aux = AuxiliaryBuffers { inputs: &mut [], outputs: &mut [] };
         let (plugin, ctx) = (&mut self.plugin, &mut self.ctx);
-        assert_no_alloc::assert_no_alloc(|| plugin.process(&mut buffer, &mut aux, ctx))
+        let status = assert_no_alloc::assert_no_alloc(|| plugin.process(&mut buffer, &mut aux, ctx));
+        self.ctx.pos += n as u64;
+        status
+    }
+
+    /// Every note event so far: (absolute output sample, key, on), in order.
+    pub fn note_log(&self) -> &[(u64, u8, bool)] {
+        &self.ctx.log
     }
 }
 

@@ -341,3 +341,65 @@ fn editor_roll_shows_singing_fed_through_jack() {
     assert!(done.status.success(), "the standalone ended with {}\n{}", describe_status(&done.status), tail(&done.stderr, 6000));
     let _ = Command::new("convert").arg(dir.join("live.ppm")).arg(dir.join("live.png")).status();
 }
+
+/// Issue 6: a model file that does not load (here NaN weights, named by `$HUMMINGFACE_MODEL`)
+/// is reported in the editor's status line, in red, and the built-in model runs.
+#[test]
+fn editor_shows_why_a_model_file_is_not_used() {
+    let a = Artifacts::locate().unwrap_or_else(|e| panic!("{e:#}"));
+    let x = Xvfb::start()
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .expect("Xvfb is missing; run `cargo xtask setup`");
+    let dir = scratch_dir("editor-model");
+    let layout_path = dir.join("layout.json");
+    // The built-in weights with every value NaN after the header.
+    let w = hummingface_runtime::model::EMBEDDED_WEIGHTS;
+    let start = 8 + u64::from_le_bytes(w[..8].try_into().unwrap()) as usize;
+    let mut bad = w.to_vec();
+    for chunk in bad[start..].chunks_exact_mut(4) {
+        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    let model = dir.join("nan.safetensors");
+    std::fs::write(&model, &bad).unwrap();
+
+    let mut cmd = Command::new(&a.standalone);
+    cmd.args(["-b", "dummy"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("HUMMINGFACE_EDITOR_LAYOUT", &layout_path)
+        .env("HUMMINGFACE_MODEL", &model);
+    let started = Instant::now();
+    let mut child = Running::spawn(&mut cmd, "hummingface-standalone").unwrap();
+    let layout = loop {
+        if let Some(l) = read_layout(&layout_path) {
+            if l.get("model-note").is_some() {
+                break l;
+            }
+        }
+        if !child.alive() {
+            let done = child.wait(Duration::from_secs(1)).unwrap();
+            panic!("the standalone exited ({}) before drawing:\n{}", describe_status(&done.status), tail(&done.stderr, 6000));
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no model note drawn within 60 s: {:?}", read_layout(&layout_path));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let layout = read_layout(&layout_path).unwrap_or(layout);
+    let shot = screenshot(&x.display, &dir.join("editor-model.ppm"));
+    let note = bounds(&layout, "model-note");
+    let roll = bounds(&layout, "roll");
+    assert!(note.1 >= roll.3, "the note {note:?} is not below the roll {roll:?}");
+    // Red text: pixels with much more red than green and blue.
+    let red = (note.1..note.3)
+        .flat_map(|y| (note.0..note.2).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let [r, g, b] = shot.at(x, y);
+            r > 150 && (r as i32 - g as i32) > 60 && (r as i32 - b as i32) > 60
+        })
+        .count();
+    eprintln!("model note at {note:?}: {red} red pixels");
+    assert!(red > 50, "the model note is not drawn in red ({red} red pixels)");
+    child.signal(libc::SIGTERM).unwrap();
+    let done = child.wait(Duration::from_secs(20)).unwrap();
+    assert!(done.stderr.contains("not used") && done.stderr.contains("non-finite"), "no warning in the log:\n{}", tail(&done.stderr, 4000));
+}

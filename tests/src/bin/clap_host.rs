@@ -4,6 +4,7 @@
 //! ```text
 //! hf-clap-host PLUGIN.clap --input IN.wav --output OUT.wav [--block N] [--offline] [--pace]
 //!              [--flush] [--param NAME=VALUE]... [--rate-check] [--midi OUT.mid] [--json]
+//!              [--automate SEED [--automate-gap N]] [--load-state FILE] [--save-state FILE]
 //! ```
 //!
 //! It loads the bundle, creates the first plugin of its factory, reads its audio ports, parameters
@@ -13,6 +14,15 @@
 //! main-thread callbacks, collects the note on/off events the plugin puts on its output event
 //! list, and writes the main output port to a 32-bit float WAV. Then it stops processing,
 //! deactivates and destroys the plugin. Any failure: a message on stderr and exit status 1.
+//!
+//! `--automate SEED` sends CLAP `param_value` events inside the blocks: a schedule made from SEED
+//! before the run, one event every 1..2N samples (N = `--automate-gap`, default 64) at absolute
+//! sample positions, each setting a random parameter (every parameter the plugin lists) to a
+//! random value in its range (whole numbers for stepped ones). Each block carries the events that
+//! fall inside it at their offsets, so the same SEED gives the same automation whatever the block
+//! size. `--load-state FILE` hands FILE's bytes to `clap_plugin_state.load` before activation
+//! (the report says whether the plugin accepted them); `--save-state FILE` writes what
+//! `clap_plugin_state.save` gives after the run.
 //!
 //! `--rate-check` first activates and deactivates the plugin at several sample rates and reports the
 //! latency at each (the engine must recompute it when the rate changes).
@@ -32,8 +42,9 @@ use clack_extensions::audio_ports::{
 use clack_extensions::latency::{HostLatency, HostLatencyImpl, PluginLatency};
 use clack_extensions::params::{
     HostParams, HostParamsImplMainThread, HostParamsImplShared, ParamClearFlags, ParamInfoBuffer,
-    ParamRescanFlags, PluginParams,
+    ParamInfoFlags, ParamRescanFlags, PluginParams,
 };
+use clack_extensions::state::PluginState;
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_host::events::event_types::ParamValueEvent;
 use clack_host::events::spaces::CoreEventSpace;
@@ -85,6 +96,18 @@ struct Args {
     /// Print one JSON object on stdout (human-readable lines go to stderr instead).
     #[arg(long)]
     json: bool,
+    /// Send random parameter-value events inside the blocks, from this seed (see above).
+    #[arg(long)]
+    automate: Option<u64>,
+    /// Mean distance between two automation events, samples.
+    #[arg(long, default_value_t = 64)]
+    automate_gap: u32,
+    /// Load this file's bytes as the plugin state (`clap_plugin_state.load`) before activation.
+    #[arg(long)]
+    load_state: Option<PathBuf>,
+    /// Save the plugin state (`clap_plugin_state.save`) to this file after the run.
+    #[arg(long)]
+    save_state: Option<PathBuf>,
 }
 
 /// One parameter as the params extension reports it.
@@ -100,6 +123,8 @@ struct ParamReport {
     value: Option<f64>,
     /// The plugin's own text for `value`.
     text: Option<String>,
+    /// Whether the parameter takes whole-number values only.
+    stepped: bool,
 }
 
 /// One note event the plugin emitted.
@@ -160,6 +185,10 @@ struct Report {
     /// Process calls that returned after their real-time deadline (only meaningful with `--pace`).
     late_blocks: u64,
     rate_check: Vec<RateReport>,
+    /// Parameter-value events sent inside blocks (`--automate`).
+    param_events: u64,
+    /// Whether the plugin accepted `--load-state` (`None` without it).
+    state_loaded: Option<bool>,
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -320,6 +349,43 @@ struct AudioRun {
     blocks: u64,
     busy: Duration,
     late_blocks: u64,
+    param_events: u64,
+}
+
+/// One scheduled automation event: absolute sample, parameter id, plain value.
+type Automation = (u64, ClapId, f64);
+
+/// The `--automate` schedule: an event every 1..2·`gap` samples over `total` samples, each a
+/// random parameter set to a random value in its range (whole numbers for stepped ones).
+fn automation_schedule(seed: u64, gap: u32, total: usize, params: &[ParamReport]) -> Vec<Automation> {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let ids: Vec<(ClapId, &ParamReport)> = params
+        .iter()
+        .filter_map(|p| ClapId::from_raw(p.id).map(|id| (id, p)))
+        .collect();
+    let mut out = Vec::new();
+    if ids.is_empty() {
+        return out;
+    }
+    let span = 2.0 * gap.max(1) as f64;
+    let mut t = 0u64;
+    loop {
+        t += 1 + (next() * span) as u64;
+        if t >= total as u64 {
+            break;
+        }
+        let (id, p) = ids[((next() * ids.len() as f64) as usize).min(ids.len() - 1)];
+        let mut v = p.min + next() * (p.max - p.min);
+        if p.stepped {
+            v = v.round();
+        }
+        out.push((t, id, v.clamp(p.min, p.max)));
+    }
+    out
 }
 
 /// Everything the audio thread needs about the buses.
@@ -364,6 +430,7 @@ fn audio_thread(
     block: usize,
     sample_rate: f64,
     pace: bool,
+    automation: &[Automation],
 ) -> (StoppedPluginAudioProcessor<HfHost>, Result<AudioRun>) {
     let mut processor = match processor.start_processing() {
         Ok(p) => p,
@@ -392,6 +459,9 @@ fn audio_thread(
         buses.out_ports.len(),
     );
     let mut events_out = EventBuffer::with_capacity(1024);
+    let mut events_in = EventBuffer::with_capacity(4096);
+    let mut next_automation = 0usize;
+    let mut param_events = 0u64;
     let main_out_channels = buses.out_ports[buses.main_out] as usize;
     let mut output = vec![Vec::with_capacity(total); main_out_channels];
     let mut notes = Vec::new();
@@ -424,6 +494,16 @@ fn audio_thread(
             }
         }
         events_out.clear();
+        events_in.clear();
+        while let Some(&(t, id, v)) = automation.get(next_automation) {
+            if t >= (pos + n) as u64 {
+                break;
+            }
+            let offset = t.saturating_sub(pos as u64) as u32;
+            events_in.push(&ParamValueEvent::new(offset, id, Pckn::match_all(), v));
+            next_automation += 1;
+            param_events += 1;
+        }
 
         if pace {
             let deadline = Duration::from_secs_f64(pos as f64 / sample_rate);
@@ -452,7 +532,7 @@ fn audio_thread(
             processor.process(
                 &inputs,
                 &mut outputs,
-                &InputEvents::empty(),
+                &events_in.as_input(),
                 &mut events_out.as_output(),
                 Some(pos as u64),
                 None,
@@ -541,6 +621,7 @@ fn audio_thread(
             blocks,
             busy,
             late_blocks,
+            param_events,
         }),
     )
 }
@@ -611,6 +692,7 @@ fn read_params(instance: &mut PluginInstance<HfHost>) -> Vec<ParamReport> {
             default: info.default_value,
             value: None,
             text: None,
+            stepped: info.flags.contains(ParamInfoFlags::IS_STEPPED),
         };
         report.value = ext.get_value(&handle, id);
         if let Some(v) = report.value {
@@ -803,6 +885,21 @@ fn run(args: &Args) -> Result<Report> {
         }
     }
 
+    let mut state_loaded = None;
+    if let Some(path) = &args.load_state {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("--load-state: cannot read {}", path.display()))?;
+        let ext = instance
+            .plugin_shared_handle()
+            .get_extension::<PluginState>()
+            .ok_or_else(|| anyhow!("--load-state: the plugin has no state extension"))?;
+        let ok = ext
+            .load(&mut instance.plugin_handle(), &mut std::io::Cursor::new(bytes))
+            .is_ok();
+        pump_main_thread(&mut instance);
+        state_loaded = Some(ok);
+    }
+
     let params_before = read_params(&mut instance);
     apply_params(&mut instance, &args.params, &params_before)?;
 
@@ -842,6 +939,11 @@ fn run(args: &Args) -> Result<Report> {
     let latency_samples = latency_of(&mut instance).unwrap_or(0);
     let params = read_params(&mut instance);
 
+    let automation = match args.automate {
+        Some(seed) => automation_schedule(seed, args.automate_gap, input_samples + if args.flush { latency_samples as usize } else { 0 }, &params),
+        None => Vec::new(),
+    };
+
     let in_channels = buses.main_in.map_or(0, |i| buses.in_ports[i] as usize);
     let input = if in_channels > 0 {
         map_channels(&file, in_channels)
@@ -865,6 +967,7 @@ fn run(args: &Args) -> Result<Report> {
                 args.block as usize,
                 sample_rate,
                 args.pace,
+                &automation,
             )
         });
         while !handle.is_finished() {
@@ -878,6 +981,18 @@ fn run(args: &Args) -> Result<Report> {
     instance.deactivate(processor);
     pump_main_thread(&mut instance);
     let audio = audio?;
+
+    if let Some(path) = &args.save_state {
+        let ext = instance
+            .plugin_shared_handle()
+            .get_extension::<PluginState>()
+            .ok_or_else(|| anyhow!("--save-state: the plugin has no state extension"))?;
+        let mut bytes = Vec::new();
+        ext.save(&mut instance.plugin_handle(), &mut bytes)
+            .map_err(|e| anyhow!("--save-state: the plugin did not save: {e}"))?;
+        std::fs::write(path, &bytes)
+            .with_context(|| format!("--save-state: cannot write {}", path.display()))?;
+    }
 
     let latency_changed_calls =
         instance.access_shared_handler(|s| s.latency_changed.load(Ordering::SeqCst));
@@ -915,6 +1030,8 @@ fn run(args: &Args) -> Result<Report> {
         },
         late_blocks: audio.late_blocks,
         rate_check,
+        param_events: audio.param_events,
+        state_loaded,
     })
 }
 

@@ -76,6 +76,27 @@ pub struct RenderResult {
     pub device_note: Option<String>,
 }
 
+/// Pair the engine's note-ons with their note-offs, times moved back by `latency` to the input's
+/// clock; notes still open at the end close at `len`. Sorted by onset.
+fn pair_notes(events: Vec<(u64, NoteEvent)>, latency: usize, len: usize) -> Vec<RenderedNote> {
+    let mut notes = Vec::new();
+    let mut open: Vec<(u64, u8, f32)> = Vec::new();
+    for (t, ev) in events {
+        let t = t.saturating_sub(latency as u64);
+        if ev.on {
+            open.push((t, ev.note, ev.velocity));
+        } else if let Some(i) = open.iter().position(|o| o.1 == ev.note) {
+            let (s, note, velocity) = open.remove(i);
+            notes.push(RenderedNote { start_sample: s, end_sample: t.max(s + 1), note, velocity });
+        }
+    }
+    for (s, note, velocity) in open {
+        notes.push(RenderedNote { start_sample: s, end_sample: (len as u64).max(s + 1), note, velocity });
+    }
+    notes.sort_by_key(|n| n.start_sample);
+    notes
+}
+
 /// Render `channels` (all the same length) offline. `progress` receives 0..1.
 pub fn render_offline(
     channels: &[Vec<f32>],
@@ -148,22 +169,7 @@ pub fn render_offline(
         o.drain(..latency.min(o.len()));
         o.truncate(len);
     }
-    // Pair note-ons with note-offs; times back to the input's clock.
-    let mut notes = Vec::new();
-    let mut open: Vec<(u64, u8, f32)> = Vec::new();
-    for (t, ev) in events {
-        let t = t.saturating_sub(latency as u64);
-        if ev.on {
-            open.push((t, ev.note, ev.velocity));
-        } else if let Some(i) = open.iter().position(|o| o.1 == ev.note) {
-            let (s, note, velocity) = open.remove(i);
-            notes.push(RenderedNote { start_sample: s, end_sample: t.max(s + 1), note, velocity });
-        }
-    }
-    for (s, note, velocity) in open {
-        notes.push(RenderedNote { start_sample: s, end_sample: (len as u64).max(s + 1), note, velocity });
-    }
-    notes.sort_by_key(|n| n.start_sample);
+    let notes = pair_notes(events, latency, len);
     let stats = engine.stats();
     // Frame `k`'s events leave the output `(k + 1.5)` hops in (see `Engine::schedule`), and
     // its pitch belongs to the same decided frame; minus the latency, like the notes.
@@ -263,21 +269,7 @@ pub fn render_midi(
     let elapsed_s = start.elapsed().as_secs_f64();
     out.drain(..latency.min(out.len()));
     out.truncate(len);
-    let mut notes = Vec::new();
-    let mut open: Vec<(u64, u8, f32)> = Vec::new();
-    for (t, ev) in played {
-        let t = t.saturating_sub(latency as u64);
-        if ev.on {
-            open.push((t, ev.note, ev.velocity));
-        } else if let Some(i) = open.iter().position(|o| o.1 == ev.note) {
-            let (s, note, velocity) = open.remove(i);
-            notes.push(RenderedNote { start_sample: s, end_sample: t.max(s + 1), note, velocity });
-        }
-    }
-    for (s, note, velocity) in open {
-        notes.push(RenderedNote { start_sample: s, end_sample: (len as u64).max(s + 1), note, velocity });
-    }
-    notes.sort_by_key(|n| n.start_sample);
+    let notes = pair_notes(played, latency, len);
     Ok(MidiRenderResult {
         samples: out,
         sample_rate,

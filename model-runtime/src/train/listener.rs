@@ -241,15 +241,9 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
     let mut r = Rand::new(cfg.seed ^ 0xba7c_4e5);
     let started = std::time::Instant::now();
     let mut log = Vec::new();
-    let warmup = (cfg.steps / 20).max(1);
     let (mut acc, mut acc_p, mut acc_v, mut acc_o, mut acc_n) = (0f32, 0f32, 0f32, 0f32, 0usize);
     for step in 1..=cfg.steps {
-        let lr = if step <= warmup {
-            cfg.lr * step as f64 / warmup as f64
-        } else {
-            let x = (step - warmup) as f64 / (cfg.steps - warmup).max(1) as f64;
-            cfg.lr * (0.03 + 0.97 * 0.5 * (1.0 + (std::f64::consts::PI * x).cos()))
-        };
+        let lr = super::warmup_cosine_lr(step, cfg.steps, cfg.lr, 0.03);
         opt.set_learning_rate(lr);
         let picks: Vec<(usize, usize)> = (0..cfg.batch).map(|_| all[r.below(all.len())]).collect();
         let b = make_batch(&train_set, &picks, d);

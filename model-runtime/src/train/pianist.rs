@@ -224,15 +224,9 @@ pub fn train(
     let mut r = Rand::new(cfg.seed ^ 0x9a40_b47c);
     let started = std::time::Instant::now();
     let mut log = Vec::new();
-    let warmup = (cfg.steps / 20).max(1);
     let (mut acc, mut acc_a, mut acc_c, mut acc_n, mut k) = (0f32, 0f32, 0f32, 0f32, 0usize);
     for step in 1..=cfg.steps {
-        let lr = if step <= warmup {
-            cfg.lr * step as f64 / warmup as f64
-        } else {
-            let x = (step - warmup) as f64 / (cfg.steps - warmup).max(1) as f64;
-            cfg.lr * (0.02 + 0.98 * 0.5 * (1.0 + (std::f64::consts::PI * x).cos()))
-        };
+        let lr = super::warmup_cosine_lr(step, cfg.steps, cfg.lr, 0.02);
         opt.set_learning_rate(lr);
         let picks: Vec<usize> = (0..cfg.batch).map(|_| r.below(data.n)).collect();
         let t = data.batch(&picks, &dev)?;

@@ -43,24 +43,41 @@ fn main() {
 }
 
 /// The pianist alone: one synthesized frame with 8 sounding voices (a held chord struck again
-/// every second, so voices are at every age), trained network vs v0, this thread.
+/// every second, so voices are at every age), this thread: the trained network at its control
+/// rate (the default), the same network run for every voice on every hop (each hop then costs
+/// what a hop with a forward pass costs), and v0.
 fn pianist(model: &std::sync::Arc<Model>) {
     use hummingface_runtime::generator::{AnyPianist, PianistKind};
+    use hummingface_runtime::pianist_net::{PianistNet, MAX_CONTROL_HOPS};
     use hummingface_runtime::tracker::TrackEvent;
     println!();
     println!("pianist per hop, 8 sounding voices (this thread, CPU)");
-    println!("{:>8} {:>8} {:>10} {:>10} {:>10} {:>8}", "pianist", "rate", "mean µs", "p99 µs", "max µs", "voices");
+    println!("{:>18} {:>8} {:>10} {:>10} {:>10} {:>8} {:>16}", "pianist", "rate", "mean µs", "p99 µs", "max µs", "voices", "forwards/hop");
     let c = Controls::default();
-    for kind in [PianistKind::Trained, PianistKind::V0] {
+    for (name, control) in [("trained", Some(MAX_CONTROL_HOPS)), ("trained every hop", Some(1)), ("v0", None)] {
         for sr in [44100.0f32, 48000.0, 96000.0] {
             let t = Timing::new(sr, 512, ProcessMode::Offline);
-            let m = std::sync::Arc::new((**model).clone().with_pianist(kind));
-            let mut p = AnyPianist::new(kind, &m, &t, &candle_core::Device::Cpu).unwrap();
+            let mut p = match control {
+                Some(hops) => {
+                    let mut net = PianistNet::new(model, t.sample_rate, t.hop, &candle_core::Device::Cpu).unwrap();
+                    net.set_max_control_hops(hops);
+                    AnyPianist::Net(Box::new(net))
+                }
+                None => {
+                    let m = std::sync::Arc::new((**model).clone().with_pianist(PianistKind::V0));
+                    AnyPianist::new(PianistKind::V0, &m, &t, &candle_core::Device::Cpu).unwrap()
+                }
+            };
             let mut spec = vec![Complex32::new(0.0, 0.0); t.synth_bins];
             let hops_per_s = (sr as usize / t.hop).max(1);
             let keys = [36u8, 43, 48, 55, 60, 64, 67, 72];
             let mut times = Vec::new();
             let mut voices = 0;
+            let forwards = |p: &AnyPianist| match p {
+                AnyPianist::Net(n) => n.forward_passes(),
+                AnyPianist::V0(_) => 0,
+            };
+            let mut counted = (0u64, 0u64);
             for k in 0..hops_per_s * 6 {
                 if k % hops_per_s == 0 {
                     // Restrike the chord (the old voices fade; keep 8 sounding).
@@ -69,6 +86,7 @@ fn pianist(model: &std::sync::Arc<Model>) {
                         p.event(TrackEvent::On { note: key, velocity: 0.3 + 0.08 * i as f32 }, &c);
                     }
                 }
+                let before = forwards(&p);
                 let start = Instant::now();
                 p.synthesize(&mut spec).unwrap();
                 let us = start.elapsed().as_secs_f64() * 1e6;
@@ -76,12 +94,14 @@ fn pianist(model: &std::sync::Arc<Model>) {
                     // Steady state: 8 voices (the restruck ones have faded).
                     times.push(us);
                     voices = voices.max(p.active_voices());
+                    counted = (counted.0 + forwards(&p) - before, counted.1 + 1);
                 }
             }
             let mean = times.iter().sum::<f64>() / times.len() as f64;
             let max = times.iter().cloned().fold(0.0, f64::max);
             let p99 = percentile(&mut times, 0.99);
-            println!("{:>8} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>8}", kind.name(), sr, mean, p99, max, voices);
+            let per_hop = if control.is_some() { format!("{:.2}", counted.0 as f64 / counted.1 as f64) } else { "–".into() };
+            println!("{:>18} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>8} {:>16}", name, sr, mean, p99, max, voices, per_hop);
         }
     }
 }

@@ -164,19 +164,23 @@ fn inference(model: &std::sync::Arc<Model>) {
 }
 
 fn render(model: &std::sync::Arc<Model>) {
+    use hummingface_runtime::generator::PianistKind;
     println!();
-    println!("offline render of the demo vocal (whole path: engine + worker + mixer)");
-    println!("{:>8} {:>10} {:>10} {:>14} {:>8}", "rate", "audio s", "render s", "× real time", "notes");
-    for sr in [44100.0f32, 48000.0] {
-        let audio = demo(sr);
-        let mut best = f64::INFINITY;
-        let mut notes = 0;
-        for _ in 0..3 {
-            let r = render_offline(&[audio.clone()], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, model.clone(), &mut |_| {}).unwrap();
-            best = best.min(r.elapsed_s);
-            notes = r.notes.len();
+    println!("offline render of the demo vocal (whole path: engine + worker + mixer), best of 3");
+    println!("{:>8} {:>8} {:>10} {:>10} {:>14} {:>8}", "pianist", "rate", "audio s", "render s", "× real time", "notes");
+    for kind in [PianistKind::Trained, PianistKind::V0] {
+        let m = std::sync::Arc::new((**model).clone().with_pianist(kind));
+        for sr in [44100.0f32, 48000.0] {
+            let audio = demo(sr);
+            let mut best = f64::INFINITY;
+            let mut notes = 0;
+            for _ in 0..3 {
+                let r = render_offline(&[audio.clone()], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, m.clone(), &mut |_| {}).unwrap();
+                best = best.min(r.elapsed_s);
+                notes = r.notes.len();
+            }
+            let secs = audio.len() as f64 / sr as f64;
+            println!("{:>8} {:>8} {:>10.2} {:>10.3} {:>14.1} {:>8}", kind.name(), sr, secs, best, secs / best, notes);
         }
-        let secs = audio.len() as f64 / sr as f64;
-        println!("{:>8} {:>10.2} {:>10.3} {:>14.1} {:>8}", sr, secs, best, secs / best, notes);
     }
 }

@@ -14,7 +14,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
-use super::piano_data::{PianoNote, LOG_FLOOR};
+use super::piano_data::{PianoNote, LOG_FLOOR, NOISE_FLOOR_LOG10};
 use super::voice::Rand;
 use crate::model::HostTensor;
 use crate::pianist_net::{self as net, NetTensors, AMP_OFFSET, CENTS_SCALE, IN, NET_SPECS, NOISE_BANDS, NOISE_OFFSET, OUT, PARTIALS};
@@ -99,7 +99,7 @@ impl FrameSet {
                     s.cents[j] = note.cents[p];
                 }
                 for b in 0..NOISE_BANDS {
-                    s.noise[i * NOISE_BANDS + b] = fr.noise[b].max(-16.0);
+                    s.noise[i * NOISE_BANDS + b] = fr.noise[b].max(NOISE_FLOOR_LOG10);
                 }
                 i += 1;
             }

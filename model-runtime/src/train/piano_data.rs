@@ -46,6 +46,12 @@ pub const FINE_SPAN_S: f32 = 0.5;
 pub const RELEASE_S: f32 = 1.0;
 /// Amplitude floor, log10 units (−120 dB).
 pub const LOG_FLOOR: f32 = -6.0;
+/// Noise power density floor, log10 (re 1/Hz): white noise at this density is −146 dBFS
+/// at 44.1 kHz, under the quietest recorded noise (a soft treble note's high bands). A higher
+/// floor (it was −16, −116 dBFS) became the target of those bands and the network played them
+/// louder, relative to a soft note, than the recordings: soft treble notes came out brighter
+/// than loud ones.
+pub const NOISE_FLOOR_LOG10: f32 = -24.0;
 
 /// Seconds a key is held before its release: long enough for the decay (low strings ring
 /// longer): 12 s at A0 down to 3 s at C8.
@@ -60,28 +66,168 @@ pub fn analysis_window(key: u8) -> usize {
     ((4.0 * period).ceil() as usize).max(1024)
 }
 
-/// A SoundFont loaded for rendering.
+/// A SoundFont loaded for rendering, with the standard's velocity-to-cutoff modulator.
+///
+/// The SoundFont standard's default modulator "MIDI note-on velocity to filter cutoff"
+/// (SF2.04 §8.4.2: source velocity, negative unipolar linear, amount −2400 cents) lowers the
+/// cutoff of every voice's low-pass by `2400·(1 − v/128)` cents: two octaves at velocity 0,
+/// none at 128. SoundFont players apply it; `rustysynth` applies no modulators. It is what
+/// makes a soft note of a SoundFont piano darker than a loud one: FluidR3's grand has 9
+/// velocity layers that differ only in release time, TimGM6mb's piano has one, so as
+/// `rustysynth` plays them a soft note is a quieter copy of a loud one.
+///
+/// A modulator adds its amount to the generator it targets, so it is applied here exactly by
+/// adding the shift to the piano instruments' own `initialFilterFc` generators (in a copy of the
+/// file, one per velocity, loaded when first needed): `rustysynth` then plays the voice through
+/// its own filter at the lowered cutoff, modulation envelope and all.
 pub struct Font {
-    font: Arc<SoundFont>,
+    bytes: Vec<u8>,
+    plain: Arc<SoundFont>,
+    /// Byte offsets (in `bytes`) of the amounts of every `initialFilterFc` generator of the
+    /// instruments bank 0 program 0 plays.
+    cutoff_amounts: Vec<usize>,
+    by_velocity: std::sync::Mutex<std::collections::HashMap<u8, Arc<SoundFont>>>,
+}
+
+/// SoundFont generator numbers used here (SF2.04 §8.1.2).
+const GEN_INITIAL_FILTER_FC: u16 = 8;
+const GEN_SAMPLE_ID: u16 = 53;
+
+/// Cutoff shift of the velocity-to-cutoff modulator at `velocity`, cents (see [`Font`]).
+pub fn velocity_cutoff_shift_cents(velocity: u8) -> i32 {
+    (-2400.0 * (1.0 - velocity.min(127) as f64 / 128.0)).round() as i32
+}
+
+/// The sub-chunks of a SoundFont's `pdta` list: id → (offset of the data, length). A RIFF walk
+/// written here (a few lines; the `riff` crate would do it too).
+fn pdta_chunks(bytes: &[u8]) -> Result<std::collections::HashMap<[u8; 4], (usize, usize)>, String> {
+    let u32_at = |at: usize| -> Result<usize, String> {
+        bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize).ok_or_else(|| "truncated RIFF chunk".to_string())
+    };
+    if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"sfbk") {
+        return Err("not a SoundFont (RIFF sfbk)".into());
+    }
+    let end = (8 + u32_at(4)?).min(bytes.len());
+    let mut at = 12;
+    while at + 12 <= end {
+        let len = u32_at(at + 4)?;
+        if &bytes[at..at + 4] == b"LIST" && &bytes[at + 8..at + 12] == b"pdta" {
+            let mut out = std::collections::HashMap::new();
+            let (mut sub, sub_end) = (at + 12, (at + 8 + len).min(end));
+            while sub + 8 <= sub_end {
+                let l = u32_at(sub + 4)?;
+                let id: [u8; 4] = bytes[sub..sub + 4].try_into().expect("4 bytes");
+                out.insert(id, (sub + 8, l.min(sub_end.saturating_sub(sub + 8))));
+                sub += 8 + l + (l & 1);
+            }
+            return Ok(out);
+        }
+        at += 8 + len + (len & 1);
+    }
+    Err("no pdta list".into())
+}
+
+/// Offsets of the `initialFilterFc` amounts of `instruments` (indices into the `inst` chunk),
+/// checking that every sample zone has one (its own or its instrument's global zone's).
+fn cutoff_generators(bytes: &[u8], instruments: &[usize]) -> Result<Vec<usize>, String> {
+    let chunks = pdta_chunks(bytes)?;
+    let chunk = |id: &[u8; 4]| chunks.get(id).copied().ok_or_else(|| format!("no {} chunk", String::from_utf8_lossy(id)));
+    let ((inst, inst_len), (ibag, ibag_len), (igen, igen_len)) = (chunk(b"inst")?, chunk(b"ibag")?, chunk(b"igen")?);
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let bag_of = |i: usize| -> Result<usize, String> {
+        if (i + 2) * 22 > inst_len {
+            return Err(format!("instrument {i} out of range"));
+        }
+        Ok(u16_at(inst + i * 22 + 20) as usize)
+    };
+    let gen_of = |b: usize| -> Result<usize, String> {
+        if (b + 2) * 4 > ibag_len {
+            return Err(format!("instrument bag {b} out of range"));
+        }
+        Ok(u16_at(ibag + b * 4) as usize)
+    };
+    let mut out = Vec::new();
+    for &i in instruments {
+        let mut global_has = false;
+        for (n, b) in (bag_of(i)?..bag_of(i + 1)?).enumerate() {
+            let (mut has, mut sample) = (None, false);
+            for g in gen_of(b)?..gen_of(b + 1)? {
+                if (g + 1) * 4 > igen_len {
+                    return Err(format!("generator {g} out of range"));
+                }
+                match u16_at(igen + g * 4) {
+                    GEN_INITIAL_FILTER_FC => has = Some(igen + g * 4 + 2),
+                    GEN_SAMPLE_ID => sample = true,
+                    _ => {}
+                }
+            }
+            if let Some(at) = has {
+                out.push(at);
+            }
+            if !sample && n == 0 {
+                global_has = has.is_some();
+            } else if sample && has.is_none() && !global_has {
+                return Err(format!("instrument {i}: a zone plays at the default cutoff, which this cannot modulate"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Font {
     pub fn open(path: &Path) -> Result<Font, String> {
-        let mut f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let font = SoundFont::new(&mut f).map_err(|e| format!("{}: not a readable SoundFont: {e:?}", path.display()))?;
-        Ok(Font { font: Arc::new(font) })
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let plain = SoundFont::new(&mut std::io::Cursor::new(&bytes)).map_err(|e| format!("{}: not a readable SoundFont: {e:?}", path.display()))?;
+        let preset = plain
+            .get_presets()
+            .iter()
+            .find(|p| p.get_bank_number() == 0 && p.get_patch_number() == 0)
+            .ok_or_else(|| format!("{}: no bank 0 program 0", path.display()))?;
+        let mut instruments: Vec<usize> = preset.get_regions().iter().map(|r| r.get_instrument_id()).collect();
+        instruments.sort_unstable();
+        instruments.dedup();
+        let cutoff_amounts = cutoff_generators(&bytes, &instruments).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Font { bytes, plain: Arc::new(plain), cutoff_amounts, by_velocity: Default::default() })
+    }
+
+    /// The SoundFont as a note at `velocity` plays it: the piano's cutoffs lowered by
+    /// [`velocity_cutoff_shift_cents`] (the file as it is at a shift of 0).
+    pub fn at_velocity(&self, velocity: u8) -> Arc<SoundFont> {
+        let shift = velocity_cutoff_shift_cents(velocity);
+        if shift == 0 {
+            return self.plain.clone();
+        }
+        let mut cache = self.by_velocity.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(velocity.min(127))
+            .or_insert_with(|| {
+                let mut bytes = self.bytes.clone();
+                for &at in &self.cutoff_amounts {
+                    let cents = i16::from_le_bytes([bytes[at], bytes[at + 1]]) as i32;
+                    // The standard's range of initialFilterFc: 1500…13500 cents.
+                    let shifted = (cents + shift).clamp(1500, 13500) as i16;
+                    bytes[at..at + 2].copy_from_slice(&shifted.to_le_bytes());
+                }
+                Arc::new(SoundFont::new(&mut std::io::Cursor::new(&bytes)).expect("the same file with other cutoffs"))
+            })
+            .clone()
     }
 
     /// A synthesizer at `sr` with reverb and chorus off, channel 0 on program 0 (grand piano).
     pub fn synthesizer(&self, sr: u32) -> Synthesizer {
-        let mut settings = SynthesizerSettings::new(sr as i32);
-        settings.enable_reverb_and_chorus = false;
-        Synthesizer::new(&self.font, &settings).expect("valid synthesizer settings")
+        Self::synthesizer_of(&self.plain, sr)
     }
 
-    /// One isolated note, mono: struck at sample 0, released after `hold_s`, `tail_s` more.
+    fn synthesizer_of(font: &Arc<SoundFont>, sr: u32) -> Synthesizer {
+        let mut settings = SynthesizerSettings::new(sr as i32);
+        settings.enable_reverb_and_chorus = false;
+        Synthesizer::new(font, &settings).expect("valid synthesizer settings")
+    }
+
+    /// One isolated note, mono: struck at sample 0, released after `hold_s`, `tail_s` more;
+    /// played with the velocity-to-cutoff modulator (see [`Font`]).
     pub fn render_note(&self, key: u8, velocity: u8, hold_s: f32, tail_s: f32, sr: u32) -> Vec<f32> {
-        let mut synth = self.synthesizer(sr);
+        let mut synth = Self::synthesizer_of(&self.at_velocity(velocity), sr);
         let hold = (hold_s * sr as f32).round() as usize;
         let tail = (tail_s * sr as f32).round() as usize;
         let mut out = Vec::with_capacity(hold + tail);
@@ -343,7 +489,7 @@ pub fn analyse(x: &[f32], key: u8, velocity: u8, hold_s: f32) -> PianoNote {
             };
             // One-sided power density: E|X|² = S·(sr/2)·Σw².
             let s = 2.0 * p / (SR as f64 * spec.w2sum as f64);
-            *v = (s.max(1e-16)).log10() as f32;
+            *v = (s.max(1e-30).log10() as f32).max(NOISE_FLOOR_LOG10);
         }
         frames.push(PianoFrame { t, r: t - hold_s, amp, noise });
     }
@@ -368,6 +514,43 @@ pub fn analyse_font(font: &Font, velocities: &[u8], keys: impl Iterator<Item = u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The velocity-to-cutoff modulator on FluidR3's grand (installed by `cargo xtask setup`):
+    /// the cutoff (its global zone's) is found; at velocity 127 (−19 cents) the render is the plain one
+    /// within −40 dB; a soft note's centroid falls by more than 10 % while its level stays
+    /// within 1 dB.
+    #[test]
+    fn soft_notes_play_through_the_lowered_cutoff() {
+        use crate::train::piano_eval::{db, rms, spectral_centroid_hz};
+        let font = Font::open(Path::new(FLUID_R3)).expect("fluid-soundfont-gm is installed by cargo xtask setup");
+        assert!(!font.cutoff_amounts.is_empty());
+        assert_eq!((velocity_cutoff_shift_cents(127), velocity_cutoff_shift_cents(64), velocity_cutoff_shift_cents(0)), (-19, -1200, -2400));
+        let (key, hold, tail) = (72u8, 0.6, 0.1);
+        let plain = |v: u8| {
+            let mut synth = font.synthesizer(SR);
+            let mut out = Vec::new();
+            synth.note_on(0, key as i32, v as i32);
+            render_into(&mut synth, (hold * SR as f32) as usize, &mut out);
+            synth.note_off(0, key as i32);
+            render_into(&mut synth, (tail * SR as f32) as usize, &mut out);
+            out
+        };
+        let loud = font.render_note(key, 127, hold, tail, SR);
+        let plain_loud = plain(127);
+        let diff: Vec<f32> = loud.iter().zip(&plain_loud).map(|(a, b)| a - b).collect();
+        assert!(db(rms(&diff) / rms(&plain_loud)) < -40.0, "velocity 127 changed by {:.1} dB", db(rms(&diff) / rms(&plain_loud)));
+
+        let soft = font.render_note(key, 20, hold, tail, SR);
+        let plain_soft = plain(20);
+        let sr = SR as f32;
+        let (c_soft, c_plain) = (spectral_centroid_hz(&soft, sr, 0.05, 0.55), spectral_centroid_hz(&plain_soft, sr, 0.05, 0.55));
+        let c_loud = spectral_centroid_hz(&loud, sr, 0.05, 0.55);
+        assert!(c_soft < 0.9 * c_plain && c_soft < 0.9 * c_loud, "centroids soft {c_soft:.0} plain soft {c_plain:.0} loud {c_loud:.0} Hz");
+        eprintln!("zones {}; centroid soft {c_soft:.0} Hz, plain soft {c_plain:.0} Hz, loud {c_loud:.0} Hz", font.cutoff_amounts.len());
+        // The body of the note (its level) is unchanged within 1 dB.
+        let level = db(rms(&soft) / rms(&plain_soft));
+        assert!(level.abs() < 1.0, "soft level changed by {level:.2} dB");
+    }
 
     #[test]
     fn stiff_string_fit_recovers_b() {

@@ -266,6 +266,26 @@ impl Voice {
     }
 }
 
+/// For each bin of an `n`-point frame at `sample_rate`: the noise band below it and the fraction
+/// of the way, in log frequency, to the next band centre (clamped at the outer centres); `None`
+/// outside [`NOISE_LO_HZ`]…[`NOISE_HI_HZ`] (and above Nyquist).
+fn noise_interpolation(sample_rate: f32, n: usize) -> Vec<Option<(usize, f32)>> {
+    let edges = band_edges_hz();
+    let centres: [f32; NOISE_BANDS] = std::array::from_fn(|b| (edges[b] * edges[b + 1]).sqrt());
+    let bin_hz = sample_rate / n as f32;
+    (0..n / 2 + 1)
+        .map(|k| {
+            let hz = k as f32 * bin_hz;
+            if !(NOISE_LO_HZ..=NOISE_HI_HZ.min(0.5 * sample_rate)).contains(&hz) {
+                return None;
+            }
+            let pos = ((hz / centres[0]).ln() / (centres[1] / centres[0]).ln()).clamp(0.0, (NOISE_BANDS - 1) as f32);
+            let i = (pos as usize).min(NOISE_BANDS - 2);
+            Some((i, pos - i as f32))
+        })
+        .collect()
+}
+
 /// The trained pianist on one device.
 pub struct PianistNet {
     device: Device,
@@ -291,6 +311,9 @@ pub struct PianistNet {
     max_control_hops: u64,
     /// Scratch: noise power density per band, summed over voices (linear).
     band_psd: [f32; NOISE_BANDS],
+    /// Per bin: the band below it and the fraction of the way (in log frequency) to the next
+    /// band centre, for the noise spectrum; `None` outside 40 Hz…16 kHz.
+    noise_interp: Vec<Option<(usize, f32)>>,
 }
 
 /// The release knob as a stretch of the recorded damper (250 ms, the default, plays it as
@@ -330,6 +353,7 @@ impl PianistNet {
             forwards: 0,
             max_control_hops: MAX_CONTROL_HOPS,
             band_psd: [0.0; NOISE_BANDS],
+            noise_interp: noise_interpolation(sample_rate, n),
         })
     }
 
@@ -545,32 +569,27 @@ impl PianistNet {
             if v.steal_rate > 0.0 {
                 v.fade *= (-v.steal_rate * hop_s).exp();
             }
+            let bins_to_radians = std::f64::consts::TAU * self.hop as f64 / self.n as f64;
             for p in 0..v.partials {
-                let step = std::f64::consts::PI * v.freq_bins[p] as f64 * self.hop as f64 * 2.0 / self.n as f64;
-                v.phase[p] = (v.phase[p] + step) % std::f64::consts::TAU;
+                let phase = v.phase[p] + v.freq_bins[p] as f64 * bins_to_radians;
+                // Wrapped into [0, 2π) (a floor, not the slower `%`).
+                v.phase[p] = phase - std::f64::consts::TAU * (phase / std::f64::consts::TAU).floor();
             }
             let done_release = v.released_s.is_some_and(|r| r > RELEASE_HORIZON_S * v.release_stretch);
             if done_release || v.fade < 1e-3 || (loudest < SILENT && v.age_s > 0.5) {
                 v.active = false;
             }
         }
-        // Noise: per-band power density, interpolated over log frequency between band centres.
+        // Noise: per-band power density, interpolated over log frequency between band centres
+        // (geometric interpolation of the densities: linear in their logarithms).
         if self.band_psd.iter().any(|&p| p > 1e-14) {
-            let edges = band_edges_hz();
-            let centres: [f32; NOISE_BANDS] = std::array::from_fn(|b| (edges[b] * edges[b + 1]).sqrt());
-            let sr = self.sample_rate;
-            let psd = self.band_psd;
-            self.noise.add_shaped(out, self.n, |k| {
-                let hz = k as f32 * bin_hz;
-                if hz < NOISE_LO_HZ || hz > NOISE_HI_HZ.min(0.5 * sr) {
-                    return 0.0;
-                }
-                let pos = ((hz / centres[0]).ln() / (centres[1] / centres[0]).ln()).clamp(0.0, (NOISE_BANDS - 1) as f32);
-                let i = (pos as usize).min(NOISE_BANDS - 2);
-                let f = pos - i as f32;
-                let s = (psd[i].max(1e-30).ln() * (1.0 - f) + psd[i + 1].max(1e-30).ln() * f).exp();
-                // Per-sample variance of white noise with this one-sided density: S·sr/2.
-                (s * sr * 0.5).sqrt()
+            // Per-sample standard deviation of white noise with one-sided density S: √(S·sr/2).
+            let half_log_sr = 0.5 * (0.5 * self.sample_rate).ln();
+            let half_log_psd: [f32; NOISE_BANDS] = std::array::from_fn(|b| 0.5 * self.band_psd[b].max(1e-30).ln());
+            let interp = &self.noise_interp;
+            self.noise.add_shaped(out, self.n, |k| match interp[k] {
+                Some((i, f)) => (half_log_psd[i] * (1.0 - f) + half_log_psd[i + 1] * f + half_log_sr).exp(),
+                None => 0.0,
             });
         }
         out[0].im = 0.0;

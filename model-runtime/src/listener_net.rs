@@ -280,6 +280,12 @@ impl ListenerNet {
 
     /// A batch of consecutive frames `[T, bins]`, continuing the stream.
     pub fn forward(&mut self, mags: &[f32], frames: usize) -> candle_core::Result<Vec<ListenerFrame>> {
+        self.forward_with_logits(mags, frames, None)
+    }
+
+    /// [`ListenerNet::forward`], also appending every frame's pitch logits (`N_CANDIDATES` per
+    /// frame) to `logits_out` when given (for evaluation tools).
+    pub fn forward_with_logits(&mut self, mags: &[f32], frames: usize, mut logits_out: Option<&mut Vec<f32>>) -> candle_core::Result<Vec<ListenerFrame>> {
         if frames == 0 {
             return Ok(Vec::new());
         }
@@ -299,6 +305,9 @@ impl ListenerNet {
             let (logits, heads) = forward(&self.net, &self.index, &r, &l)?;
             let logits = logits.to_vec2::<f32>()?;
             let heads = heads.to_vec2::<f32>()?;
+            if let Some(o) = logits_out.as_deref_mut() {
+                logits.iter().for_each(|l| o.extend_from_slice(l));
+            }
             out.extend(logits.iter().zip(&heads).map(|(lg, h)| Self::frame_out(lg, h)));
         }
         Ok(out)

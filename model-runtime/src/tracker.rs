@@ -9,6 +9,7 @@
 //! never before the minimum note length.
 
 use crate::controls::Controls;
+use crate::decoder::NoteDecoder;
 
 /// Frames of history kept (lookahead + look-back for the level dip).
 const HISTORY: usize = 32;
@@ -111,6 +112,9 @@ pub struct NoteTracker {
     heard_onset_at: Option<u64>,
     /// Pitch (MIDI) of the last decided frame, NaN when unvoiced (for displays).
     pub last_pitch: f32,
+    /// Listeners that hear onsets themselves (the trained listener) are decoded by
+    /// [`NoteDecoder`] instead of the rules below, which serve v0.
+    decoder: Option<NoteDecoder>,
 }
 
 impl NoteTracker {
@@ -127,6 +131,7 @@ impl NoteTracker {
             last_onset: None,
             heard_onset_at: None,
             last_pitch: f32::NAN,
+            decoder: voicing.onset_threshold.is_some().then(|| NoteDecoder::new(hop_s, voicing)),
         }
     }
 
@@ -137,10 +142,16 @@ impl NoteTracker {
         self.last_onset = None;
         self.heard_onset_at = None;
         self.last_pitch = f32::NAN;
+        if let Some(d) = &mut self.decoder {
+            d.reset();
+        }
     }
 
     /// The note sounding now, if any.
     pub fn sounding(&self) -> Option<u8> {
+        if let Some(d) = &self.decoder {
+            return d.sounding();
+        }
         self.current.map(|c| c.note)
     }
 
@@ -157,6 +168,12 @@ impl NoteTracker {
     /// Add frame `k`'s posterior; decisions about frame `k - lookahead` go to `emit`. (The
     /// pitch-stability check also looks one frame before `k - lookahead`.)
     pub fn push(&mut self, post: FramePosterior, c: &Controls, emit: &mut dyn FnMut(TrackEvent)) {
+        if let Some(d) = &mut self.decoder {
+            // No lookahead of its own: it decides about the newest frame.
+            d.push(post, c, emit);
+            self.last_pitch = d.last_pitch;
+            return;
+        }
         let k = self.frames;
         self.hist[(k % HISTORY as u64) as usize] = post;
         self.frames += 1;

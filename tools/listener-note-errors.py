@@ -51,6 +51,7 @@ def main():
     except ImportError:
         mir_eval = None
     R = E = M = MM = 0
+    glides = reachable = 0
     rcat, ecat, per_kind = collections.Counter(), collections.Counter(), collections.defaultdict(lambda: [0, 0])
     for f in sorted(glob.glob(d + "/clip*.json")):
         c = json.load(open(f))
@@ -65,6 +66,15 @@ def main():
             ep = mir_eval.util.midi_to_hz(np.array([e[1] for e in est]))
             MM += len(mir_eval.transcription.match_notes(ri, rp, ei, ep, offset_ratio=None))
         mr, me = {i for i, _ in m}, {j for _, j in m}
+        # Glides whose sung pitch is within half a semitone of the target 50 ms after the glide
+        # begins (what a note starting in the tolerance window must already know).
+        hop = c["hop_s"]
+        for (t0, m_), s in zip(c["ref"], sung):
+            if s["glide"] > 0:
+                glides += 1
+                h = int((t0 + 0.05) / hop)
+                f = c["f0"][h] if h < len(c["f0"]) else None
+                reachable += f is not None and abs(f - round(m_)) < 0.5
         for i, r in enumerate(ref):
             k = kind(sung[i])
             per_kind[k][0] += 1
@@ -99,6 +109,7 @@ def main():
     p, r = M / max(E, 1), M / max(R, 1)
     print(f"reference {R}, estimated {E}, matched {M}: P {p:.3f} R {r:.3f} F1 {2 * M / max(R + E, 1):.3f}"
           + (f" (mir_eval maximum matching: {MM} matched)" if mir_eval else ""))
+    print(f"legato glides: {glides}; sung pitch within 0.5 semitone of the target 50 ms after the glide begins: {reachable}")
     print("unmatched reference notes:")
     for k, v in rcat.most_common():
         print(f"  {v:4d}  {k}")

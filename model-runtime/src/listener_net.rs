@@ -215,7 +215,8 @@ fn sigmoid(x: f32) -> f32 {
 /// The network's weights and every buffer of one frame on the host, for the per-hop step on
 /// the CPU: the same products as [`forward`] through the `gemm` kernels Candle's CPU matmul
 /// calls, but no tensor is created per hop (measured: Candle's per-op tensors of up to 136 KB
-/// made the allocator return and re-fault memory every hop). Outputs equal [`forward`]'s up to
+/// made the allocator return and re-fault memory every hop; `gemm` still allocates its small
+/// packing buffers per product, on this inference thread). Outputs equal [`forward`]'s up to
 /// float rounding (the feature projection skips zeros; the last layers sum in another order).
 struct HostStep {
     /// Per analysis bin, its (feature, weight) pairs of the log-frequency projection.

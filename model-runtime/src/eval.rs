@@ -2,10 +2,11 @@
 //! pitch within ±50 cents, offsets ignored, each note matched at most once), and the random
 //! sung melodies it is measured on.
 //!
-//! mir_eval finds a maximum bipartite matching; here the matching is greedy by onset distance
-//! over the pairs that satisfy both tolerances (written by hand: no Rust crate implements
-//! mir_eval). With monophonic melodies whose notes are ≥ 100 ms apart each reference note has
-//! at most one candidate in tolerance, so both give the same count.
+//! Like mir_eval, the matching is a maximum bipartite matching over the pairs that satisfy both
+//! tolerances (Kuhn's augmenting paths, candidates tried nearest onset first; written by hand:
+//! no Rust crate implements mir_eval, and the sets are a few hundred notes). A greedy matching
+//! by onset distance, used before, counted fewer matches where notes lie closer than 100 ms
+//! (melismas): 161 instead of mir_eval's 163 on one measured set.
 
 use crate::singer::{SungNote, VoiceType, Vowel};
 
@@ -53,30 +54,70 @@ impl NoteScore {
     }
 }
 
-/// Score estimated notes against reference notes.
+/// Score estimated notes against reference notes (maximum matching, as mir_eval).
 pub fn score_notes(reference: &[Note], estimated: &[Note], onset_tol_s: f32, pitch_tol_semitones: f32) -> NoteScore {
-    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-    for (i, r) in reference.iter().enumerate() {
-        for (j, e) in estimated.iter().enumerate() {
-            let dt = (e.0 - r.0).abs();
-            if dt <= onset_tol_s && (e.1 - r.1).abs() <= pitch_tol_semitones {
-                pairs.push((dt, i, j));
+    // Candidates of each reference note, nearest onset first.
+    let cands: Vec<Vec<usize>> = reference
+        .iter()
+        .map(|r| {
+            let mut c: Vec<(f32, usize)> = estimated
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| (e.0 - r.0).abs() <= onset_tol_s && (e.1 - r.1).abs() <= pitch_tol_semitones)
+                .map(|(j, e)| ((e.0 - r.0).abs(), j))
+                .collect();
+            c.sort_by(|a, b| a.0.total_cmp(&b.0));
+            c.into_iter().map(|(_, j)| j).collect()
+        })
+        .collect();
+    fn augment(i: usize, cands: &[Vec<usize>], seen: &mut [bool], owner: &mut [Option<usize>]) -> bool {
+        for &j in &cands[i] {
+            if !seen[j] {
+                seen[j] = true;
+                if owner[j].is_none_or(|o| augment(o, cands, seen, owner)) {
+                    owner[j] = Some(i);
+                    return true;
+                }
             }
         }
+        false
     }
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut used_r = vec![false; reference.len()];
-    let mut used_e = vec![false; estimated.len()];
+    let mut owner: Vec<Option<usize>> = vec![None; estimated.len()];
+    // References in onset order (the matching's size does not depend on the order).
+    let mut order: Vec<usize> = (0..reference.len()).collect();
+    order.sort_by(|&a, &b| reference[a].0.total_cmp(&reference[b].0));
+    for i in order {
+        let mut seen = vec![false; estimated.len()];
+        augment(i, &cands, &mut seen, &mut owner);
+    }
     let mut score = NoteScore { n_ref: reference.len(), n_est: estimated.len(), ..Default::default() };
-    for (_, i, j) in pairs {
-        if !used_r[i] && !used_e[j] {
-            used_r[i] = true;
-            used_e[j] = true;
+    for (j, o) in owner.iter().enumerate() {
+        if let Some(i) = *o {
             score.matched += 1;
             score.onset_errors.push(estimated[j].0 - reference[i].0);
         }
     }
     score
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_notes;
+
+    #[test]
+    fn matching_is_maximum_like_mir_eval() {
+        // Reference notes 60 ms apart; the first estimate is nearest the second reference but
+        // also in tolerance of the first. Greedy by distance pairs it with the second and leaves
+        // the first reference without a partner; a maximum matching pairs both.
+        let reference = [(1.00, 60.0), (1.06, 60.0)];
+        let estimated = [(1.04, 60.0), (1.10, 60.0)];
+        let s = score_notes(&reference, &estimated, 0.05, 0.5);
+        assert_eq!(s.matched, 2);
+        // Pitch and onset tolerances still hold.
+        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.051, 60.0)], 0.05, 0.5).matched, 0);
+        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.0, 60.6)], 0.05, 0.5).matched, 0);
+        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.04, 60.4)], 0.05, 0.5).matched, 1);
+    }
 }
 
 struct Lcg(u64);

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod controls;
+pub mod decoder;
 pub mod engine;
 pub mod eval;
 pub mod features;

@@ -212,6 +212,149 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The network's weights and every buffer of one frame on the host, for the per-hop step on
+/// the CPU: the same products as [`forward`] through the `gemm` kernels Candle's CPU matmul
+/// calls, but no tensor is created per hop (measured: Candle's per-op tensors of up to 136 KB
+/// made the allocator return and re-fault memory every hop; `gemm` still allocates its small
+/// packing buffers per product, on this inference thread). Outputs equal [`forward`]'s up to
+/// float rounding (the feature projection skips zeros; the last layers sum in another order).
+struct HostStep {
+    /// Per analysis bin, its (feature, weight) pairs of the log-frequency projection.
+    proj: Vec<Vec<(u32, f32)>>,
+    index: Vec<u32>,
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+    w3: Vec<f32>,
+    b3: f32,
+    wh1: Vec<f32>,
+    bh1: Vec<f32>,
+    wh2: Vec<f32>,
+    bh2: Vec<f32>,
+    x: Vec<f32>,
+    h1: Vec<f32>,
+    h2: Vec<f32>,
+    logits: Vec<f32>,
+    pooled: Vec<f32>,
+    hh: Vec<f32>,
+}
+
+/// `dst[m×n] = lhs[m×k] · rhs[k×n]`, all row-major and contiguous, on this thread.
+fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize) {
+    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    // SAFETY: the three slices hold the m×n, m×k and k×n row-major matrices (checked above)
+    // and do not overlap (`dst` is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+impl HostStep {
+    fn new(model: &Model, timing: &Timing) -> candle_core::Result<HostStep> {
+        let m = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
+        let proj = (0..timing.analysis_bins)
+            .map(|b| (0..N_FEATURES).filter_map(|f| (m[b * N_FEATURES + f] != 0.0).then(|| (f as u32, m[b * N_FEATURES + f]))).collect())
+            .collect();
+        let get = |name: &str| -> candle_core::Result<Vec<f32>> {
+            model.get(name).map(|t| t.data.clone()).ok_or_else(|| candle_core::Error::Msg(format!("model lacks {name}")))
+        };
+        Ok(HostStep {
+            proj,
+            index: gather_index(),
+            w1: get("listener.net.w1")?,
+            b1: get("listener.net.b1")?,
+            w2: get("listener.net.w2")?,
+            b2: get("listener.net.b2")?,
+            w3: get("listener.net.w3")?,
+            b3: get("listener.net.b3")?[0],
+            wh1: get("listener.net.wh1")?,
+            bh1: get("listener.net.bh1")?,
+            wh2: get("listener.net.wh2")?,
+            bh2: get("listener.net.bh2")?,
+            x: vec![0.0; N_CANDIDATES * IN_PER_CAND],
+            h1: vec![0.0; N_CANDIDATES * H1],
+            h2: vec![0.0; N_CANDIDATES * H2],
+            logits: vec![0.0; N_CANDIDATES],
+            pooled: vec![0.0; HEAD_IN],
+            hh: vec![0.0; HEAD_H],
+        })
+    }
+
+    /// Linear log-frequency features of one frame of magnitudes.
+    fn project(&self, mags: &[f32], feats: &mut [f32]) {
+        feats.iter_mut().for_each(|v| *v = 0.0);
+        for (m, row) in mags.iter().zip(&self.proj) {
+            for &(f, w) in row {
+                feats[f as usize] += m * w;
+            }
+        }
+    }
+
+    /// Pitch logits (in `self.logits`) and head logits of one input row.
+    fn run(&mut self, row: &[f32], levels: &[f32]) -> [f32; 2] {
+        for (x, &i) in self.x.iter_mut().zip(&self.index) {
+            *x = row[i as usize];
+        }
+        matmul(&mut self.h1, &self.x, &self.w1, N_CANDIDATES, IN_PER_CAND, H1);
+        for r in self.h1.chunks_exact_mut(H1) {
+            for (v, b) in r.iter_mut().zip(&self.b1) {
+                *v = (*v + b).max(0.0);
+            }
+        }
+        matmul(&mut self.h2, &self.h1, &self.w2, N_CANDIDATES, H1, H2);
+        let (max, rest) = self.pooled.split_at_mut(H2);
+        let (mean, lv) = rest.split_at_mut(H2);
+        max.iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+        mean.iter_mut().for_each(|v| *v = 0.0);
+        for (r, logit) in self.h2.chunks_exact_mut(H2).zip(self.logits.iter_mut()) {
+            let mut l = 0.0f32;
+            for (j, (v, b)) in r.iter_mut().zip(&self.b2).enumerate() {
+                *v = (*v + b).max(0.0);
+                l += *v * self.w3[j];
+                max[j] = max[j].max(*v);
+                mean[j] += *v;
+            }
+            *logit = l + self.b3;
+        }
+        mean.iter_mut().for_each(|v| *v /= N_CANDIDATES as f32);
+        lv.copy_from_slice(levels);
+        for (j, h) in self.hh.iter_mut().enumerate() {
+            let mut s = self.bh1[j];
+            for (i, p) in self.pooled.iter().enumerate() {
+                s += p * self.wh1[i * HEAD_H + j];
+            }
+            *h = s.max(0.0);
+        }
+        let mut heads = [self.bh2[0], self.bh2[1]];
+        for (i, h) in self.hh.iter().enumerate() {
+            heads[0] += h * self.wh2[i * 2];
+            heads[1] += h * self.wh2[i * 2 + 1];
+        }
+        heads
+    }
+}
+
 /// The trained listener on one device.
 pub struct ListenerNet {
     device: Device,
@@ -223,6 +366,8 @@ pub struct ListenerNet {
     row: Vec<f32>,
     levels: Vec<f32>,
     feats: Vec<f32>,
+    /// The per-hop step on the CPU (`None` on other devices, which step through Candle).
+    host: Option<Box<HostStep>>,
 }
 
 fn upload(t: &HostTensor, device: &Device) -> candle_core::Result<Tensor> {
@@ -249,6 +394,7 @@ impl ListenerNet {
             row: vec![0.0; ROW],
             levels: vec![0.0; CONTEXT.len()],
             feats: Vec::with_capacity(N_FEATURES),
+            host: if device.is_cpu() { Some(Box::new(HostStep::new(model, timing)?)) } else { None },
         })
     }
 
@@ -266,6 +412,13 @@ impl ListenerNet {
 
     /// One frame of `bins` magnitudes.
     pub fn step(&mut self, mags: &[f32]) -> candle_core::Result<ListenerFrame> {
+        if let Some(h) = self.host.as_deref_mut() {
+            self.feats.resize(N_FEATURES, 0.0);
+            h.project(&mags[..self.bins], &mut self.feats);
+            self.asm.push(&self.feats, &mut self.row, &mut self.levels);
+            let heads = h.run(&self.row, &self.levels);
+            return Ok(Self::frame_out(&h.logits, &heads));
+        }
         let x = Tensor::from_slice(&mags[..self.bins], (1, self.bins), &self.device)?;
         self.feats.clear();
         self.feats.extend(x.matmul(&self.interp)?.squeeze(0)?.to_vec1::<f32>()?);
@@ -280,6 +433,12 @@ impl ListenerNet {
 
     /// A batch of consecutive frames `[T, bins]`, continuing the stream.
     pub fn forward(&mut self, mags: &[f32], frames: usize) -> candle_core::Result<Vec<ListenerFrame>> {
+        self.forward_with_logits(mags, frames, None)
+    }
+
+    /// [`ListenerNet::forward`], also appending every frame's pitch logits (`N_CANDIDATES` per
+    /// frame) to `logits_out` when given (for evaluation tools).
+    pub fn forward_with_logits(&mut self, mags: &[f32], frames: usize, mut logits_out: Option<&mut Vec<f32>>) -> candle_core::Result<Vec<ListenerFrame>> {
         if frames == 0 {
             return Ok(Vec::new());
         }
@@ -299,6 +458,9 @@ impl ListenerNet {
             let (logits, heads) = forward(&self.net, &self.index, &r, &l)?;
             let logits = logits.to_vec2::<f32>()?;
             let heads = heads.to_vec2::<f32>()?;
+            if let Some(o) = logits_out.as_deref_mut() {
+                logits.iter().for_each(|l| o.extend_from_slice(l));
+            }
             out.extend(logits.iter().zip(&heads).map(|(lg, h)| Self::frame_out(lg, h)));
         }
         Ok(out)

@@ -6,9 +6,11 @@
 //! voiced over most of that window, re-starts on a re-sung syllable (a rise of the short-time
 //! level after a dip), changes when the median pitch leaves the note by more than half a
 //! semitone plus hysteresis, and stops when the voice is unvoiced over most of the window —
-//! never before the minimum note length.
+//! never before the minimum note length. These rules serve the v0 listener; a listener that
+//! reports its own onsets (the trained one) is decoded by [`crate::decoder::NoteDecoder`].
 
 use crate::controls::Controls;
+use crate::decoder::NoteDecoder;
 
 /// Frames of history kept (lookahead + look-back for the level dip).
 const HISTORY: usize = 32;
@@ -20,18 +22,9 @@ const RETRIGGER_RISE_DB: f32 = 9.0;
 const HYSTERESIS: f32 = 0.3;
 /// The weak voicing threshold as a fraction of the strong one.
 const WEAK_FRACTION: f32 = 0.8;
-/// Frames averaged (about 150 ms, one cycle of a 6.5 Hz vibrato) before a sounding note follows
-/// the pitch to a neighbouring note without an onset from the listener.
-const VIBRATO_FRAMES: usize = 28;
-/// Unvoiced frames in a row that end a note (with a listener that hears onsets): about 16 ms.
-const OFF_FRAMES: usize = 3;
-/// Frames after a listener-heard onset during which the pitch may move to the next note at
-/// once (about 53 ms).
-const ONSET_WINDOW: u64 = 10;
 /// Largest pitch change between the two newest voiced frames (semitones) for the pitch to count
-/// as settled, with a listener that hears onsets (measured: 0.6 → 0.15 raised note F1 on the
-/// eval melodies from 0.812 to 0.836 and moved the median onset from +12.3 to +14.4 ms).
-const START_STEP: f32 = 0.15;
+/// as settled.
+const START_STEP: f32 = 0.6;
 /// Frames after an onset during which no new onset is accepted.
 const REFRACTORY: u64 = 8;
 
@@ -68,8 +61,9 @@ pub struct Voicing {
     /// Gate change per unit of sensitivity, dB.
     pub gate_span_db: f32,
     /// When the listener hears onsets itself (the trained listener's onset probability, passed
-    /// in [`FramePosterior::flux`]), the probability above which a voiced frame starts a new
-    /// note; `None` (v0) re-triggers on a rise of the level after a dip instead.
+    /// in [`FramePosterior::flux`]), its calibrated onset threshold, and the tracker hands the
+    /// frames to [`crate::decoder::NoteDecoder`] (which re-articulates on rising edges through
+    /// this threshold or 0.65, whichever is higher); `None` (v0): the rules of this module.
     pub onset_threshold: Option<f32>,
 }
 
@@ -107,16 +101,16 @@ pub struct NoteTracker {
     current: Option<Current>,
     /// Frame of the last accepted onset.
     last_onset: Option<u64>,
-    /// Frame where the listener last heard an onset (listeners that hear onsets).
-    heard_onset_at: Option<u64>,
     /// Pitch (MIDI) of the last decided frame, NaN when unvoiced (for displays).
     pub last_pitch: f32,
+    /// Listeners that hear onsets themselves (the trained listener) are decoded by
+    /// [`NoteDecoder`] instead of the rules below, which serve v0.
+    decoder: Option<NoteDecoder>,
 }
 
 impl NoteTracker {
     pub fn new(hop_s: f32, lookahead: usize, voicing: Voicing) -> Self {
         assert!(lookahead < HISTORY - DIP_LOOKBACK);
-        const { assert!(VIBRATO_FRAMES < HISTORY) };
         NoteTracker {
             hist: [FramePosterior::default(); HISTORY],
             frames: 0,
@@ -125,8 +119,8 @@ impl NoteTracker {
             voicing,
             current: None,
             last_onset: None,
-            heard_onset_at: None,
             last_pitch: f32::NAN,
+            decoder: voicing.onset_threshold.is_some().then(|| NoteDecoder::new(hop_s, voicing)),
         }
     }
 
@@ -135,12 +129,17 @@ impl NoteTracker {
         self.frames = 0;
         self.current = None;
         self.last_onset = None;
-        self.heard_onset_at = None;
         self.last_pitch = f32::NAN;
+        if let Some(d) = &mut self.decoder {
+            d.reset();
+        }
     }
 
     /// The note sounding now, if any.
     pub fn sounding(&self) -> Option<u8> {
+        if let Some(d) = &self.decoder {
+            return d.sounding();
+        }
         self.current.map(|c| c.note)
     }
 
@@ -157,6 +156,12 @@ impl NoteTracker {
     /// Add frame `k`'s posterior; decisions about frame `k - lookahead` go to `emit`. (The
     /// pitch-stability check also looks one frame before `k - lookahead`.)
     pub fn push(&mut self, post: FramePosterior, c: &Controls, emit: &mut dyn FnMut(TrackEvent)) {
+        if let Some(d) = &mut self.decoder {
+            // No lookahead of its own: it decides about the newest frame.
+            d.push(post, c, emit);
+            self.last_pitch = d.last_pitch;
+            return;
+        }
         let k = self.frames;
         self.hist[(k % HISTORY as u64) as usize] = post;
         self.frames += 1;
@@ -194,10 +199,7 @@ impl NoteTracker {
         let confirmed = strong >= 1;
         let pitch = newest[1];
         // The two newest voiced frames agree: the pitch is settled.
-        // (A listener that hears onsets reports the pitch of a scoop as it is sung: its notes
-        // wait until the pitch moves less than START_STEP per frame.)
-        let max_step = if self.voicing.onset_threshold.is_some() { START_STEP } else { 0.6 };
-        let stable = (newest[0] - newest[1]).abs() < max_step;
+        let stable = (newest[0] - newest[1]).abs() < START_STEP;
         self.last_pitch = if voiced_j { pj.pitch } else { f32::NAN };
 
         // Re-sung syllable: the short-time level rises well above its recent minimum at j.
@@ -209,15 +211,6 @@ impl NoteTracker {
         }
         let prev_db = if j > 0 { self.at(j - 1).level_db } else { f32::NEG_INFINITY };
         let level_onset = pj.level_db - dip >= RETRIGGER_RISE_DB && pj.level_db > prev_db + 2.0;
-        // A listener that hears onsets opens a short window in which a pitch change starts the
-        // next note at once (its pitch lags the onset by a few frames); re-sung syllables on
-        // the same pitch re-trigger on the level dip, for every listener.
-        if let Some(th) = self.voicing.onset_threshold {
-            if pj.flux > th && (j == 0 || self.at(j - 1).flux <= th) {
-                self.heard_onset_at = Some(j);
-            }
-        }
-        let in_onset_window = self.heard_onset_at.is_some_and(|o| j <= o + ONSET_WINDOW);
         let onset = voiced_j && level_onset && self.last_onset.is_none_or(|o| j >= o + REFRACTORY);
 
         let min_frames = (c.min_note_ms / 1000.0 / self.hop_s).ceil() as u64;
@@ -242,38 +235,18 @@ impl NoteTracker {
             Some(cur) => {
                 let held = j - cur.start;
                 let long_enough = held >= min_frames;
-                // A listener that hears onsets itself also gets a short hangover: the note ends
-                // after `OFF_FRAMES` unvoiced frames in a row, not on a single dropout.
-                let off_frames = if self.voicing.onset_threshold.is_some() { OFF_FRAMES } else { 1 };
-                let unvoiced_run = (0..off_frames as u64).all(|b| b <= j && !self.voiced_at(self.at(j - b), c, true));
-                if !majority_voiced && !voiced_j && unvoiced_run {
+                if !majority_voiced && !voiced_j {
                     if long_enough {
                         self.current = None;
                         emit(TrackEvent::Off { note: cur.note });
                     }
                 } else if majority_voiced && stable && confirmed && long_enough && held >= 2 {
                     let (snapped, note) = target(pitch);
-                    let mut moved = snapped != cur.snapped && (pitch - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
-                    if moved && self.voicing.onset_threshold.is_some() && !onset && !in_onset_window {
-                        // A listener that hears onsets marks note changes itself; without one,
-                        // the pitch must also have left the note on average over about one
-                        // vibrato cycle, so wide vibrato does not flip between neighbours.
-                        let (mut sum, mut n) = (0.0f32, 0);
-                        for f in j.saturating_sub(VIBRATO_FRAMES as u64 - 1)..=j {
-                            let p = self.at(f);
-                            if f >= cur.start && self.voiced_at(p, c, true) {
-                                sum += p.pitch;
-                                n += 1;
-                            }
-                        }
-                        let mean = if n > 0 { sum / n as f32 } else { pitch };
-                        moved = (mean - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
-                    }
+                    let moved = snapped != cur.snapped && (pitch - cur.snapped as f32).abs() > 0.5 + HYSTERESIS;
                     if onset || moved {
                         emit(TrackEvent::Off { note: cur.note });
                         self.current = Some(Current { note, snapped, start: j });
                         self.last_onset = Some(j);
-                        self.heard_onset_at = None;
                         emit(TrackEvent::On { note, velocity });
                     }
                 }

@@ -23,6 +23,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo-vocal                       write assets/demo-vocal.wav (formant-sung phrase)
   eval [N] [--trained]             note accuracy of the generator (v0 or trained listener) on N sung melodies
   eval listener [N]                v0, YIN and the trained listener on N held-out synthetic clips
+  eval listener-dump [N] [--clean] per-clip listener frames, tracker notes and ground truth (runs/dump*/)
   eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
   eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)
   train listener [--steps N ...]   train the listener network (writes assets/hummingface-v1.safetensors)
@@ -69,6 +70,7 @@ fn main() -> Result<()> {
         "gen-weights" => gen_weights(&root),
         "demo-vocal" => demo_vocal(&root),
         "eval" if rest.first().map(String::as_str) == Some("listener") => train::eval_listener(&root, &rest[1..]),
+        "eval" if rest.first().map(String::as_str) == Some("listener-dump") => train::dump_listener(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root),
         "eval" if rest.first().map(String::as_str) == Some("pianist") => pianist_eval::eval_pianist(&root, &rest[1..]),
         "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24), rest.iter().any(|a| a == "--trained")),

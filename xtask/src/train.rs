@@ -207,6 +207,8 @@ fn print_scores(name: &str, s: &Scores) {
         s.notes.f1(),
         s.notes.median_onset_error_ms()
     );
+    let g = &s.notes_glide_mid;
+    println!("{:<26} notes with glide onsets at the glide's half-way point: P {:.3} R {:.3} F1 {:.3}  onset median {:+.1} ms", "", g.precision(), g.recall(), g.f1(), g.median_onset_error_ms());
 }
 
 /// `cargo xtask eval listener [N] [--model FILE]`.
@@ -231,6 +233,30 @@ pub fn eval_listener(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     println!("({:.0} s)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `cargo xtask eval listener-dump [N] [--clean] [--out DIR]`: per held-out clip, the trained
+/// listener's frames, the tracker's notes and the ground truth as JSON, and the pitch logits
+/// as raw little-endian f32 (for note-error breakdowns).
+pub fn dump_listener(root: &Path, args: &[String]) -> Result<()> {
+    use rayon::prelude::*;
+    hummingface_runtime::generator::pin_thread_count_env();
+    let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(60);
+    let clean = args.iter().any(|a| a == "--clean");
+    let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(if clean { "runs/dump-clean" } else { "runs/dump" }));
+    let model_path: PathBuf = flag::<String>(args, "--model")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
+    let model = Model::from_file(&model_path)?;
+    std::fs::create_dir_all(&out)?;
+    (0..n).into_par_iter().try_for_each(|i| -> Result<()> {
+        let mut logits = Vec::new();
+        let v = hummingface_runtime::generator::single_threaded(|| hummingface_runtime::train::evaluate::dump_clip(&model, i, if clean { 0.0 } else { 1.0 }, &mut logits))?;
+        std::fs::write(out.join(format!("clip{i:03}.json")), serde_json::to_string(&v)?)?;
+        let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(out.join(format!("clip{i:03}.logits")), bytes)?;
+        Ok(())
+    })?;
+    println!("wrote {n} clips to {}", out.display());
     Ok(())
 }
 

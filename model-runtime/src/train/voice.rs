@@ -178,6 +178,8 @@ pub struct Clip {
     pub f0_midi: Vec<f32>,
     /// Reference notes (onset seconds, pitch MIDI).
     pub notes: Vec<(f32, f32)>,
+    /// How each reference note was sung (same order as `notes`), for error breakdowns.
+    pub sung: Vec<Note>,
 }
 
 /// A random phrase for `voice`, `total_s` long.
@@ -342,6 +344,7 @@ pub fn render_phrase(r: &mut Rand, p: &VoiceParams, notes: &[Note], sample_rate:
     let mut fry = vec![false; n];
     let mut f0_midi = vec![f32::NAN; n];
     let mut reference = Vec::new();
+    let mut sung = Vec::new();
     let release = 0.04;
     let mut prev_midi: Option<f32> = None;
     let mut prev_end = f32::NEG_INFINITY;
@@ -354,6 +357,7 @@ pub fn render_phrase(r: &mut Rand, p: &VoiceParams, notes: &[Note], sample_rate:
             break;
         }
         reference.push((start, note.midi));
+        sung.push(*note);
         // Consonant before the voiced part.
         let mut attack = p.attack_s;
         match note.onset {
@@ -482,7 +486,7 @@ pub fn render_phrase(r: &mut Rand, p: &VoiceParams, notes: &[Note], sample_rate:
         let breath = p.breath * breath_f.run(r.white()) * if nasal { 0.3 } else { 1.0 };
         audio[s] += gain * (0.7 * v + breath);
     }
-    Clip { sample_rate: sr, audio, f0_midi, notes: reference }
+    Clip { sample_rate: sr, audio, f0_midi, notes: reference, sung }
 }
 
 /// A negative example: breaths, clicks, and silence (no notes, nothing voiced).
@@ -512,7 +516,7 @@ pub fn render_negative(r: &mut Rand, sample_rate: f32, total_s: f32) -> Clip {
         }
         t += r.range(0.15, 1.2);
     }
-    Clip { sample_rate: sr, audio, f0_midi: vec![f32::NAN; n], notes: Vec::new() }
+    Clip { sample_rate: sr, audio, f0_midi: vec![f32::NAN; n], notes: Vec::new(), sung: Vec::new() }
 }
 
 /// Lowpass-then-highpass (telephone band 300–3400 Hz).

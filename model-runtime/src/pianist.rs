@@ -96,6 +96,38 @@ impl Kernel {
     }
 }
 
+/// Key-up and sustain-pedal state of one voice, shared by both pianists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Damper {
+    /// Seconds since the damper fell, if it has.
+    pub released_s: Option<f32>,
+    /// The key is up but the sustain pedal holds the damper off.
+    pub pedal_held: bool,
+}
+
+impl Damper {
+    pub const UP: Damper = Damper { released_s: None, pedal_held: false };
+
+    /// Key up: the damper falls now, or stays off while the pedal is down.
+    pub fn key_up(&mut self, pedal_down: bool) {
+        if self.released_s.is_none() {
+            if pedal_down {
+                self.pedal_held = true;
+            } else {
+                self.released_s = Some(0.0);
+            }
+        }
+    }
+
+    /// Pedal lifted: a voice held only by the pedal is damped now.
+    pub fn pedal_up(&mut self) {
+        if self.pedal_held {
+            self.pedal_held = false;
+            self.released_s = Some(0.0);
+        }
+    }
+}
+
 /// Deterministic Gaussian noise written into frame spectra (windowed by the synthesis Hann).
 pub struct NoiseGen {
     rng: u64,
@@ -158,10 +190,8 @@ struct Voice {
     velocity: f32,
     /// Seconds since the hammer struck, at the current frame centre.
     age_s: f32,
-    /// Seconds since the damper fell, if released.
-    released_s: Option<f32>,
-    /// Key up, damper held off by the sustain pedal.
-    pedal_held: bool,
+    /// Key up / pedal.
+    damper: Damper,
     /// Per-partial frequency, bins of the synthesis FFT (0 = above the band).
     freq_bins: [f32; PARTIALS],
     /// Per-partial phase at the frame centre, radians (f64: long notes stay in tune).
@@ -180,8 +210,7 @@ impl Voice {
         key: 0,
         velocity: 0.0,
         age_s: 0.0,
-        released_s: None,
-        pedal_held: false,
+        damper: Damper::UP,
         freq_bins: [0.0; PARTIALS],
         phase: [0.0; PARTIALS],
         amp0: [0.0; PARTIALS],
@@ -239,10 +268,7 @@ impl PianistV0 {
     pub fn sustain(&mut self, down: bool) {
         self.pedal = down;
         if !down {
-            for v in self.voices.iter_mut().filter(|v| v.active && v.pedal_held) {
-                v.pedal_held = false;
-                v.released_s = Some(0.0);
-            }
+            self.voices.iter_mut().filter(|v| v.active).for_each(|v| v.damper.pedal_up());
         }
     }
 
@@ -251,15 +277,7 @@ impl PianistV0 {
         match ev {
             TrackEvent::Off { note } => {
                 let pedal = self.pedal;
-                for v in self.voices.iter_mut() {
-                    if v.active && v.key == note && v.released_s.is_none() {
-                        if pedal {
-                            v.pedal_held = true;
-                        } else {
-                            v.released_s = Some(0.0);
-                        }
-                    }
-                }
+                self.voices.iter_mut().filter(|v| v.active && v.key == note).for_each(|v| v.damper.key_up(pedal));
             }
             TrackEvent::On { note, velocity } => {
                 // A re-struck key first damps its old voice.
@@ -269,8 +287,8 @@ impl PianistV0 {
                     .position(|v| !v.active)
                     .or_else(|| {
                         // Steal the quietest released voice, else the oldest.
-                        (0..VOICES).filter(|&i| self.voices[i].released_s.is_some()).max_by(|&a, &b| {
-                            self.voices[a].released_s.unwrap_or(0.0).total_cmp(&self.voices[b].released_s.unwrap_or(0.0))
+                        (0..VOICES).filter(|&i| self.voices[i].damper.released_s.is_some()).max_by(|&a, &b| {
+                            self.voices[a].damper.released_s.unwrap_or(0.0).total_cmp(&self.voices[b].damper.released_s.unwrap_or(0.0))
                         })
                     })
                     .unwrap_or_else(|| {
@@ -337,7 +355,7 @@ impl PianistV0 {
             if !v.active {
                 continue;
             }
-            let damp = v.released_s.map_or(1.0, |r| (-v.damp_rate * r).exp());
+            let damp = v.damper.released_s.map_or(1.0, |r| (-v.damp_rate * r).exp());
             let mut loudest = 0.0f32;
             for p in 0..PARTIALS {
                 let f = v.freq_bins[p];
@@ -347,7 +365,7 @@ impl PianistV0 {
                 let (fast, slow) = v.decay[p];
                 let env = 0.35 * (-fast * v.age_s).exp() + 0.65 * (-slow * v.age_s).exp();
                 // Upper partials are damped a little faster too.
-                let damp_p = if v.released_s.is_some() { damp.powf(1.0 + 0.03 * p as f32) } else { 1.0 };
+                let damp_p = if v.damper.released_s.is_some() { damp.powf(1.0 + 0.03 * p as f32) } else { 1.0 };
                 let a = v.amp0[p] * env * damp_p;
                 loudest = loudest.max(a);
                 if a < 1e-7 {
@@ -364,7 +382,7 @@ impl PianistV0 {
             }
             let voice = &mut self.voices[vi];
             voice.age_s += hop_s;
-            if let Some(r) = voice.released_s.as_mut() {
+            if let Some(r) = voice.damper.released_s.as_mut() {
                 *r += hop_s;
             }
             for p in 0..PARTIALS {
@@ -374,7 +392,7 @@ impl PianistV0 {
                 let step = std::f64::consts::PI * voice.freq_bins[p] as f64 * self.hop as f64 * 2.0 / self.n as f64;
                 voice.phase[p] = (voice.phase[p] + step) % std::f64::consts::TAU;
             }
-            if loudest < SILENT && (voice.released_s.is_some() || voice.age_s > 1.0) {
+            if loudest < SILENT && (voice.damper.released_s.is_some() || voice.age_s > 1.0) {
                 voice.active = false;
             }
         }

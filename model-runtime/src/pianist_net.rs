@@ -17,7 +17,7 @@ use realfft::num_complex::Complex32;
 
 use crate::controls::Controls;
 use crate::model::{HostTensor, Model};
-use crate::pianist::{Kernel, NoiseGen};
+use crate::pianist::{Damper, Kernel, NoiseGen};
 use crate::tracker::TrackEvent;
 use crate::v0::midi_to_hz;
 
@@ -187,10 +187,8 @@ struct Voice {
     velocity: f32,
     /// Seconds since the strike at the current frame centre.
     age_s: f32,
-    /// Seconds since the damper fell, if it has.
-    released_s: Option<f32>,
-    /// Key is up but the sustain pedal holds the damper off.
-    pedal_held: bool,
+    /// Key up / pedal.
+    damper: Damper,
     /// Fade-out rate of a voice being taken over (0 = none), 1/s; `fade` its current gain.
     steal_rate: f32,
     fade: f32,
@@ -234,8 +232,7 @@ impl Voice {
         key: 0,
         velocity: 0.0,
         age_s: 0.0,
-        released_s: None,
-        pedal_held: false,
+        damper: Damper::UP,
         steal_rate: 0.0,
         fade: 1.0,
         tone: 0.0,
@@ -253,7 +250,7 @@ impl Voice {
         if max_hops < 2 {
             return 0;
         }
-        let since = match self.released_s {
+        let since = match self.damper.released_s {
             Some(r) => r.min(self.age_s),
             None => self.age_s.max(time_floor_s(self.key)),
         };
@@ -384,10 +381,7 @@ impl PianistNet {
     pub fn sustain(&mut self, down: bool) {
         self.pedal = down;
         if !down {
-            for v in self.voices.iter_mut().filter(|v| v.active && v.pedal_held) {
-                v.pedal_held = false;
-                v.released_s = Some(0.0);
-            }
+            self.voices.iter_mut().filter(|v| v.active).for_each(|v| v.damper.pedal_up());
         }
     }
 
@@ -395,13 +389,9 @@ impl PianistNet {
         match ev {
             TrackEvent::Off { note } => {
                 let pedal = self.pedal;
-                for v in self.voices.iter_mut().filter(|v| v.active && v.key == note && v.released_s.is_none() && v.steal_rate == 0.0) {
+                for v in self.voices.iter_mut().filter(|v| v.active && v.key == note && v.damper.released_s.is_none() && v.steal_rate == 0.0) {
                     v.release_stretch = release_stretch(c);
-                    if pedal {
-                        v.pedal_held = true;
-                    } else {
-                        v.released_s = Some(0.0);
-                    }
+                    v.damper.key_up(pedal);
                 }
             }
             TrackEvent::On { note, velocity } => {
@@ -413,7 +403,7 @@ impl PianistNet {
                     // Steal: the longest-released voice, else the oldest.
                     (0..VOICES)
                         .max_by(|&a, &b| {
-                            let score = |v: &Voice| (v.released_s.is_some() as u8 as f32) * 1e6 + v.released_s.unwrap_or(0.0) + v.age_s;
+                            let score = |v: &Voice| (v.damper.released_s.is_some() as u8 as f32) * 1e6 + v.damper.released_s.unwrap_or(0.0) + v.age_s;
                             score(&self.voices[a]).total_cmp(&score(&self.voices[b]))
                         })
                         .unwrap_or(0)
@@ -442,7 +432,7 @@ impl PianistNet {
             if !v.active {
                 continue;
             }
-            let released = v.released_s.is_some();
+            let released = v.damper.released_s.is_some();
             let valid = v.seg.is_some_and(|g| g.released == released && g.start_hop <= now && now < g.end_hop) && !self.fresh[i];
             if valid {
                 continue;
@@ -454,7 +444,7 @@ impl PianistNet {
             let now_row = if ends_here {
                 None
             } else {
-                input_row(v.key, v.velocity, v.age_s, input_r(v.released_s), &mut self.rows[n * IN..(n + 1) * IN]);
+                input_row(v.key, v.velocity, v.age_s, input_r(v.damper.released_s), &mut self.rows[n * IN..(n + 1) * IN]);
                 n += 1;
                 Some(n - 1)
             };
@@ -468,7 +458,7 @@ impl PianistNet {
                 continue;
             }
             let ahead = k as f32 * hop_s;
-            input_row(v.key, v.velocity, v.age_s + ahead, input_r(v.released_s.map(|r| r + ahead)), &mut self.rows[n * IN..(n + 1) * IN]);
+            input_row(v.key, v.velocity, v.age_s + ahead, input_r(v.damper.released_s.map(|r| r + ahead)), &mut self.rows[n * IN..(n + 1) * IN]);
             n += 1;
             self.needs[i] = Need::Segment { now_row, end_row: n - 1, end_hop: now + k };
         }
@@ -497,7 +487,7 @@ impl PianistNet {
                 if end_row == usize::MAX {
                     v.seg = None;
                 } else {
-                    let released = v.released_s.is_some();
+                    let released = v.damper.released_s.is_some();
                     v.seg = Some(Segment { start_hop: now, end_hop, released, start, end: row(end_row) });
                 }
                 start
@@ -563,7 +553,7 @@ impl PianistNet {
             }
             // Advance.
             v.age_s += hop_s;
-            if let Some(r) = v.released_s.as_mut() {
+            if let Some(r) = v.damper.released_s.as_mut() {
                 *r += hop_s;
             }
             if v.steal_rate > 0.0 {
@@ -575,7 +565,7 @@ impl PianistNet {
                 // Wrapped into [0, 2π) (a floor, not the slower `%`).
                 v.phase[p] = phase - std::f64::consts::TAU * (phase / std::f64::consts::TAU).floor();
             }
-            let done_release = v.released_s.is_some_and(|r| r > RELEASE_HORIZON_S * v.release_stretch);
+            let done_release = v.damper.released_s.is_some_and(|r| r > RELEASE_HORIZON_S * v.release_stretch);
             if done_release || v.fade < 1e-3 || (loudest < SILENT && v.age_s > 0.5) {
                 v.active = false;
             }

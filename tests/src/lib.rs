@@ -152,6 +152,18 @@ impl Finished {
         }
         Ok(self)
     }
+
+    /// Panics unless this was a clean failure on bad input that should have written `out`:
+    /// a non-zero exit, a short message on stderr (1–3 lines, one starting with "error"), no
+    /// panic, and no `out` left behind. `what` names the case in the panic message.
+    pub fn assert_failed_cleanly(&self, what: &str, out: &Path) {
+        assert!(!self.status.success(), "{what}: exited 0");
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(!lines.is_empty() && lines.len() <= 3, "{what}: stderr should be a short message:\n{}", self.stderr);
+        assert!(lines.iter().any(|l| l.starts_with("error")), "{what}: no 'error' line:\n{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{what}: panic:\n{}", self.stderr);
+        assert!(!out.exists(), "{what}: left {} behind", out.display());
+    }
 }
 
 /// "exit status 3" / "killed by signal 15 (SIGTERM)".

@@ -151,12 +151,7 @@ fn bad_midi_files_fail_clearly_and_leave_nothing_behind() {
         let out_s = out.to_str().unwrap().to_string();
         full.extend(["-o", &out_s]);
         let res = render(&a.cli, &full);
-        assert!(!res.status.success(), "{what}: exited 0");
-        let lines: Vec<&str> = res.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert!(!lines.is_empty() && lines.len() <= 3, "{what}: stderr should be a short message:\n{}", res.stderr);
-        assert!(lines.iter().any(|l| l.starts_with("error")), "{what}: no 'error' line:\n{}", res.stderr);
-        assert!(!res.stderr.contains("panicked"), "{what}: panic:\n{}", res.stderr);
-        assert!(!out.exists(), "{what}: left {} behind", out.display());
+        res.assert_failed_cleanly(what, &out);
     }
     let out = dir.join("good.wav");
     let res = render(&a.cli, &[good.to_str().unwrap(), "-o", out.to_str().unwrap()]);

@@ -11,7 +11,7 @@ use hummingface_runtime::train::piano_data::{analyse_font, Font, PianoNote, FLUI
 use hummingface_runtime::train::pianist::{train, LogRow, Progress, TrainConfig, TRAIN_VELOCITIES, VAL_VELOCITIES};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::train::{flag, register_font, SHIPPED};
+use crate::train::{flag, plot_training_curves, Panel, Series, SHIPPED};
 
 /// Open FluidR3, or say how to install it.
 pub fn fluid_r3() -> Result<Font> {
@@ -158,49 +158,30 @@ pub fn train_pianist(root: &Path, args: &[String]) -> Result<()> {
 }
 
 fn plot_curves(rows: &[LogRow], path: &Path) -> Result<()> {
-    use plotters::prelude::*;
+    use plotters::style::{BLUE, GREEN, RED};
     if rows.is_empty() {
         return Ok(());
     }
-    let text = register_font();
-    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(500);
     let max_step = rows.last().map(|r| r.step).unwrap_or(1) as f32;
-    {
-        let max_loss = rows.iter().map(|r| r.loss.max(r.val_loss)).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.05;
-        let mut b = ChartBuilder::on(&left);
-        b.margin(10).x_label_area_size(30).y_label_area_size(50);
-        if text {
-            b.caption("loss", ("sans-serif", 18));
-        }
-        let mut c = b.build_cartesian_2d(0f32..max_step, 0f32..max_loss.max(1e-4))?;
-        if text {
-            c.configure_mesh().x_desc("step").draw()?;
-        }
-        for (series, color, label) in [
-            (rows.iter().map(|r| (r.step as f32, r.loss)).collect::<Vec<_>>(), BLUE, "train"),
-            (rows.iter().filter(|r| r.val_loss.is_finite()).map(|r| (r.step as f32, r.val_loss)).collect(), RED, "held-out velocities"),
-        ] {
-            c.draw_series(LineSeries::new(series, &color))?.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        if text {
-            c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-        }
-    }
-    {
-        let hi = rows.iter().map(|r| r.val_amp_db).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.05;
-        let mut b = ChartBuilder::on(&right);
-        b.margin(10).x_label_area_size(30).y_label_area_size(50);
-        if text {
-            b.caption("held-out partial level error (dB RMS)", ("sans-serif", 18));
-        }
-        let mut c = b.build_cartesian_2d(0f32..max_step, 0f32..hi.max(1.0))?;
-        if text {
-            c.configure_mesh().x_desc("step").draw()?;
-        }
-        c.draw_series(LineSeries::new(rows.iter().filter(|r| r.val_amp_db.is_finite()).map(|r| (r.step as f32, r.val_amp_db)), &GREEN))?;
-    }
-    root.present()?;
-    Ok(())
+    let max_loss = rows.iter().map(|r| r.loss.max(r.val_loss)).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.05;
+    let hi = rows.iter().map(|r| r.val_amp_db).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.05;
+    let line = |f: fn(&LogRow) -> f32, color, label| Series { points: rows.iter().map(|r| (r.step as f32, f(r))).collect(), color, label };
+    plot_training_curves(
+        path,
+        max_step,
+        [
+            Panel {
+                caption: "loss",
+                y: 0f32..max_loss.max(1e-4),
+                series: vec![line(|r| r.loss, BLUE, Some("train")), line(|r| r.val_loss, RED, Some("held-out velocities"))],
+                legend_lower_right: false,
+            },
+            Panel {
+                caption: "held-out partial level error (dB RMS)",
+                y: 0f32..hi.max(1.0),
+                series: vec![line(|r| r.val_amp_db, GREEN, None)],
+                legend_lower_right: false,
+            },
+        ],
+    )
 }

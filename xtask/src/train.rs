@@ -138,60 +138,87 @@ pub fn register_font() -> bool {
     false
 }
 
+/// One line of a training-curve panel.
+pub struct Series {
+    pub points: Vec<(f32, f32)>,
+    pub color: plotters::style::RGBColor,
+    pub label: Option<&'static str>,
+}
+
+/// One panel of a training-curve picture: caption, y range, lines, legend corner.
+pub struct Panel {
+    pub caption: &'static str,
+    pub y: std::ops::Range<f32>,
+    pub series: Vec<Series>,
+    pub legend_lower_right: bool,
+}
+
+/// Two panels side by side against the training step (1000 × 420 PNG), as both trainings
+/// (listener, pianist) draw their curves. Points that are not finite are left out.
+pub fn plot_training_curves(path: &Path, max_step: f32, panels: [Panel; 2]) -> Result<()> {
+    use plotters::prelude::*;
+    let text = register_font();
+    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+    for (area, panel) in [left, right].iter().zip(panels) {
+        let mut b = ChartBuilder::on(area);
+        b.margin(10).x_label_area_size(30).y_label_area_size(50);
+        if text {
+            b.caption(panel.caption, ("sans-serif", 18));
+        }
+        let mut c = b.build_cartesian_2d(0f32..max_step.max(1.0), panel.y.clone())?;
+        if text {
+            c.configure_mesh().x_desc("step").draw()?;
+        }
+        let mut labelled = false;
+        for s in panel.series {
+            let color = s.color;
+            let line = c.draw_series(LineSeries::new(s.points.into_iter().filter(|(_, y)| y.is_finite()), &color))?;
+            if let Some(label) = s.label {
+                line.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                labelled = true;
+            }
+        }
+        if text && labelled {
+            let mut legend = c.configure_series_labels();
+            if panel.legend_lower_right {
+                legend.position(SeriesLabelPosition::LowerRight);
+            }
+            legend.background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
 fn plot_curves(rows: &[LogRow], path: &Path) -> Result<()> {
     use plotters::prelude::*;
     if rows.is_empty() {
         return Ok(());
     }
-    let text = register_font();
-    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(500);
     let max_step = rows.last().map(|r| r.step).unwrap_or(1) as f32;
     let max_loss = rows.iter().map(|r| r.loss.max(r.val_loss)).filter(|v| v.is_finite()).fold(0.0f32, f32::max) * 1.05;
-    {
-        let mut b = ChartBuilder::on(&left);
-        b.margin(10).x_label_area_size(30).y_label_area_size(45);
-        if text {
-            b.caption("loss", ("sans-serif", 18));
-        }
-        let mut c = b.build_cartesian_2d(0f32..max_step, 0f32..max_loss.max(1e-3))?;
-        if text {
-            c.configure_mesh().x_desc("step").draw()?;
-        }
-        c.draw_series(LineSeries::new(rows.iter().map(|r| (r.step as f32, r.loss)), &BLUE))?
-            .label("train")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-        c.draw_series(LineSeries::new(rows.iter().filter(|r| r.val_loss.is_finite()).map(|r| (r.step as f32, r.val_loss)), &RED))?
-            .label("held-out")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-        if text {
-            c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-        }
-    }
-    {
-        let mut b = ChartBuilder::on(&right);
-        b.margin(10).x_label_area_size(30).y_label_area_size(45);
-        if text {
-            b.caption("held-out frame accuracy", ("sans-serif", 18));
-        }
-        let lo = rows.iter().flat_map(|r| [r.val_rpa, r.val_voicing]).filter(|v| v.is_finite()).fold(1.0f32, f32::min).min(0.9);
-        let mut c = b.build_cartesian_2d(0f32..max_step, lo..1.0f32)?;
-        if text {
-            c.configure_mesh().x_desc("step").draw()?;
-        }
-        c.draw_series(LineSeries::new(rows.iter().map(|r| (r.step as f32, r.val_rpa)), &GREEN))?
-            .label("raw pitch accuracy")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREEN));
-        c.draw_series(LineSeries::new(rows.iter().map(|r| (r.step as f32, r.val_voicing)), &MAGENTA))?
-            .label("voicing accuracy")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], MAGENTA));
-        if text {
-            c.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-        }
-    }
-    root.present()?;
-    Ok(())
+    let lo = rows.iter().flat_map(|r| [r.val_rpa, r.val_voicing]).filter(|v| v.is_finite()).fold(1.0f32, f32::min).min(0.9);
+    let line = |f: fn(&LogRow) -> f32, color, label| Series { points: rows.iter().map(|r| (r.step as f32, f(r))).collect(), color, label: Some(label) };
+    plot_training_curves(
+        path,
+        max_step,
+        [
+            Panel {
+                caption: "loss",
+                y: 0f32..max_loss.max(1e-3),
+                series: vec![line(|r| r.loss, BLUE, "train"), line(|r| r.val_loss, RED, "held-out")],
+                legend_lower_right: false,
+            },
+            Panel {
+                caption: "held-out frame accuracy",
+                y: lo..1.0f32,
+                series: vec![line(|r| r.val_rpa, GREEN, "raw pitch accuracy"), line(|r| r.val_voicing, MAGENTA, "voicing accuracy")],
+                legend_lower_right: true,
+            },
+        ],
+    )
 }
 
 fn print_scores(name: &str, s: &Scores) {

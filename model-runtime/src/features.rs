@@ -34,6 +34,37 @@ pub fn log_frequency_matrix(sample_rate: f32, fft_len: usize, analysis_bins: usi
     m
 }
 
+/// A row-major `[n_in, n_out]` matrix kept as its nonzero entries per input row, for
+/// vector × matrix products on the host where most entries are zero (the log-frequency
+/// projection reads two or three bins per feature; the v0 harmonic template 8 % of its cells).
+pub struct SparseRows {
+    rows: Vec<Vec<(u32, f32)>>,
+    n_out: usize,
+}
+
+impl SparseRows {
+    pub fn from_dense(m: &[f32], n_in: usize, n_out: usize) -> SparseRows {
+        assert_eq!(m.len(), n_in * n_out);
+        let rows = (0..n_in)
+            .map(|i| (0..n_out).filter_map(|j| (m[i * n_out + j] != 0.0).then(|| (j as u32, m[i * n_out + j]))).collect())
+            .collect();
+        SparseRows { rows, n_out }
+    }
+
+    /// `out = x · M` (`out` has `n_out` entries; `x` at most `n_in`, missing ones count as 0).
+    pub fn apply(&self, x: &[f32], out: &mut [f32]) {
+        let out = &mut out[..self.n_out];
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for (&xi, row) in x.iter().zip(&self.rows) {
+            if xi != 0.0 {
+                for &(j, w) in row {
+                    out[j as usize] += xi * w;
+                }
+            }
+        }
+    }
+}
+
 /// Fraction of the analysis window before its peak. The window rises slowly over the past
 /// and falls quickly at the newest end, so the newest samples (a note that just started)
 /// weigh far more than under a symmetric Hann window, where they weigh almost nothing.

@@ -43,16 +43,32 @@ pub struct ListenerV0 {
     feat_host: Vec<f32>,
     /// Number of analysis bins expected per frame.
     bins: usize,
+    /// On the CPU, the per-frame path runs on the host: the projection and the template as
+    /// sparse products (a feature reads 2–3 bins; 8 % of the template's cells are nonzero),
+    /// no tensor per frame. On another device the tensors run.
+    host: Option<Box<V0Host>>,
+}
+
+/// The v0 listener's two products as sparse matrices, for the per-frame step on the host.
+struct V0Host {
+    proj: crate::features::SparseRows,
+    template: crate::features::SparseRows,
 }
 
 impl ListenerV0 {
     pub fn new(model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
         let interp = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
-        let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
         let t = model.tensor("listener.template");
         // The log compression's 1/ln(1+G) scale is folded into the template.
         let scale = (1.0 / (1.0 + LOG_GAIN).ln()) as f32;
         let template: Vec<f32> = t.data.iter().map(|v| v * scale).collect();
+        let host = device.is_cpu().then(|| {
+            Box::new(V0Host {
+                proj: crate::features::SparseRows::from_dense(&interp, timing.analysis_bins, N_FEATURES),
+                template: crate::features::SparseRows::from_dense(&template, N_FEATURES, N_CANDIDATES),
+            })
+        });
+        let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
         let template = Tensor::from_vec(template, (N_FEATURES, N_CANDIDATES), device)?;
         Ok(ListenerV0 {
             device: device.clone(),
@@ -62,6 +78,7 @@ impl ListenerV0 {
             prev_host: Vec::with_capacity(N_FEATURES),
             feat_host: Vec::with_capacity(N_FEATURES),
             bins: timing.analysis_bins,
+            host,
         })
     }
 
@@ -104,7 +121,23 @@ impl ListenerV0 {
 
     /// One frame of `bins` magnitudes; `salience` receives the `N_CANDIDATES` saliences.
     pub fn step(&mut self, mags: &[f32], salience: &mut Vec<f32>) -> candle_core::Result<ListenerFrame> {
-        let sal = self.step_tensors(mags)?;
+        let sal = match self.host.as_deref() {
+            Some(h) => {
+                // The same numbers as `step_tensors` up to float rounding, on the host.
+                self.feat_host.resize(N_FEATURES, 0.0);
+                h.proj.apply(&mags[..self.bins], &mut self.feat_host);
+                let peak = self.feat_host.iter().fold(0.0f32, |m, &v| m.max(v)) + 1e-9;
+                for v in self.feat_host.iter_mut() {
+                    *v = (1.0 + LOG_GAIN as f32 * *v / peak).ln();
+                }
+                salience.resize(N_CANDIDATES, 0.0);
+                h.template.apply(&self.feat_host, salience);
+                // A batch after these frames continues from the host copy (see `forward`).
+                self.prev = None;
+                None
+            }
+            None => Some(self.step_tensors(mags)?),
+        };
         // Flux on the host, from the host copy of the log features.
         let scale = (1.0 / (1.0 + LOG_GAIN).ln()) as f32;
         let flux = if self.prev_host.len() == self.feat_host.len() {
@@ -114,8 +147,10 @@ impl ListenerV0 {
             0.0
         };
         std::mem::swap(&mut self.prev_host, &mut self.feat_host);
-        salience.clear();
-        salience.extend(sal.squeeze(0)?.to_vec1::<f32>()?);
+        if let Some(sal) = sal {
+            salience.clear();
+            salience.extend(sal.squeeze(0)?.to_vec1::<f32>()?);
+        }
         Ok(decide(salience, flux))
     }
 
@@ -128,6 +163,8 @@ impl ListenerV0 {
         let (logf, sal) = self.features_and_salience(&x)?;
         let prev = match &self.prev {
             Some(p) => p.clone(),
+            // After host steps: their last log features.
+            None if self.prev_host.len() == N_FEATURES => Tensor::from_slice(&self.prev_host, (1, N_FEATURES), &self.device)?,
             None => logf.narrow(0, 0, 1)?,
         };
         let shifted = Tensor::cat(&[&prev, &logf.narrow(0, 0, frames - 1)?], 0)?;

@@ -219,8 +219,8 @@ fn sigmoid(x: f32) -> f32 {
 /// packing buffers per product, on this inference thread). Outputs equal [`forward`]'s up to
 /// float rounding (the feature projection skips zeros; the last layers sum in another order).
 struct HostStep {
-    /// Per analysis bin, its (feature, weight) pairs of the log-frequency projection.
-    proj: Vec<Vec<(u32, f32)>>,
+    /// The log-frequency projection (analysis bins → features).
+    proj: crate::features::SparseRows,
     index: Vec<u32>,
     w1: Vec<f32>,
     b1: Vec<f32>,
@@ -273,9 +273,7 @@ fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usiz
 impl HostStep {
     fn new(model: &Model, timing: &Timing) -> candle_core::Result<HostStep> {
         let m = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
-        let proj = (0..timing.analysis_bins)
-            .map(|b| (0..N_FEATURES).filter_map(|f| (m[b * N_FEATURES + f] != 0.0).then(|| (f as u32, m[b * N_FEATURES + f]))).collect())
-            .collect();
+        let proj = crate::features::SparseRows::from_dense(&m, timing.analysis_bins, N_FEATURES);
         let get = |name: &str| -> candle_core::Result<Vec<f32>> {
             model.get(name).map(|t| t.data.clone()).ok_or_else(|| candle_core::Error::Msg(format!("model lacks {name}")))
         };
@@ -303,12 +301,7 @@ impl HostStep {
 
     /// Linear log-frequency features of one frame of magnitudes.
     fn project(&self, mags: &[f32], feats: &mut [f32]) {
-        feats.iter_mut().for_each(|v| *v = 0.0);
-        for (m, row) in mags.iter().zip(&self.proj) {
-            for &(f, w) in row {
-                feats[f as usize] += m * w;
-            }
-        }
+        self.proj.apply(mags, feats);
     }
 
     /// Pitch logits (in `self.logits`) and head logits of one input row.

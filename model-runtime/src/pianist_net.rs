@@ -266,9 +266,7 @@ impl Voice {
 /// For each bin of an `n`-point frame at `sample_rate`: the noise band below it and the fraction
 /// of the way, in log frequency, to the next band centre (clamped at the outer centres); `None`
 /// outside [`NOISE_LO_HZ`]…[`NOISE_HI_HZ`] (and above Nyquist).
-fn noise_interpolation(sample_rate: f32, n: usize) -> Vec<Option<(usize, f32)>> {
-    let edges = band_edges_hz();
-    let centres: [f32; NOISE_BANDS] = std::array::from_fn(|b| (edges[b] * edges[b + 1]).sqrt());
+fn noise_interpolation(centres: &[f32; NOISE_BANDS], sample_rate: f32, n: usize) -> Vec<Option<(usize, f32)>> {
     let bin_hz = sample_rate / n as f32;
     (0..n / 2 + 1)
         .map(|k| {
@@ -311,6 +309,8 @@ pub struct PianistNet {
     /// Per bin: the band below it and the fraction of the way (in log frequency) to the next
     /// band centre, for the noise spectrum; `None` outside 40 Hz…16 kHz.
     noise_interp: Vec<Option<(usize, f32)>>,
+    /// Centre of each noise band (geometric mean of its edges), Hz.
+    band_centres: [f32; NOISE_BANDS],
 }
 
 /// The release knob as a stretch of the recorded damper (250 ms, the default, plays it as
@@ -332,6 +332,8 @@ impl PianistNet {
             ts.push(upload(t, device)?);
         }
         let n = 2 * hop;
+        let edges = band_edges_hz();
+        let band_centres: [f32; NOISE_BANDS] = std::array::from_fn(|b| (edges[b] * edges[b + 1]).sqrt());
         Ok(PianistNet {
             device: device.clone(),
             net: NetTensors::from_vec(ts),
@@ -350,7 +352,8 @@ impl PianistNet {
             forwards: 0,
             max_control_hops: MAX_CONTROL_HOPS,
             band_psd: [0.0; NOISE_BANDS],
-            noise_interp: noise_interpolation(sample_rate, n),
+            noise_interp: noise_interpolation(&band_centres, sample_rate, n),
+            band_centres,
         })
     }
 
@@ -440,7 +443,8 @@ impl PianistNet {
             // The damper as recorded, stretched by the release knob.
             let input_r = |r: Option<f32>| r.map_or(-1.0, |r| r / v.release_stretch);
             let k = v.control_hops(now, hop_s, self.max_control_hops);
-            let ends_here = v.seg.is_some_and(|g| g.released == released && g.end_hop == now) && !self.fresh[i];
+            // A segment that ends on this hop already holds this hop's output.
+            let ends_here = k > 0 && v.seg.is_some_and(|g| g.released == released && g.end_hop == now) && !self.fresh[i];
             let now_row = if ends_here {
                 None
             } else {
@@ -450,11 +454,7 @@ impl PianistNet {
             };
             if k == 0 {
                 v.seg = None;
-                self.needs[i] = match now_row {
-                    Some(row) => Need::Now { row },
-                    // Only after a segment: its end value is this hop's.
-                    None => Need::Segment { now_row: None, end_row: usize::MAX, end_hop: now },
-                };
+                self.needs[i] = Need::Now { row: n - 1 };
                 continue;
             }
             let ahead = k as f32 * hop_s;
@@ -482,14 +482,10 @@ impl PianistNet {
             Need::Segment { now_row, end_row, end_hop } => {
                 let start = match now_row {
                     Some(r) => row(r),
-                    None => v.seg.map(|g| g.end).unwrap_or([0.0; OUT]),
+                    None => v.seg.expect("a segment that ends on this hop").end,
                 };
-                if end_row == usize::MAX {
-                    v.seg = None;
-                } else {
-                    let released = v.damper.released_s.is_some();
-                    v.seg = Some(Segment { start_hop: now, end_hop, released, start, end: row(end_row) });
-                }
+                let released = v.damper.released_s.is_some();
+                v.seg = Some(Segment { start_hop: now, end_hop, released, start, end: row(end_row) });
                 start
             }
             Need::Inside => {
@@ -545,9 +541,8 @@ impl PianistNet {
             // bands below it within reach of the recordings' DC and subsonic leakage, so what
             // was measured there is not the piano's noise.
             let f0 = midi_to_hz(v.key as f32);
-            let edges = band_edges_hz();
             for (b, &lvl) in o.noise.iter().enumerate() {
-                if (edges[b] * edges[b + 1]).sqrt() >= f0 {
+                if self.band_centres[b] >= f0 {
                     self.band_psd[b] += 10f32.powf(lvl) * gain * gain;
                 }
             }

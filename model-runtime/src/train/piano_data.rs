@@ -213,21 +213,18 @@ impl Font {
             .clone()
     }
 
-    /// A synthesizer at `sr` with reverb and chorus off, channel 0 on program 0 (grand piano).
-    pub fn synthesizer(&self, sr: u32) -> Synthesizer {
-        Self::synthesizer_of(&self.plain, sr)
-    }
-
-    fn synthesizer_of(font: &Arc<SoundFont>, sr: u32) -> Synthesizer {
-        let mut settings = SynthesizerSettings::new(sr as i32);
-        settings.enable_reverb_and_chorus = false;
-        Synthesizer::new(font, &settings).expect("valid synthesizer settings")
-    }
-
     /// One isolated note, mono: struck at sample 0, released after `hold_s`, `tail_s` more;
     /// played with the velocity-to-cutoff modulator (see [`Font`]).
     pub fn render_note(&self, key: u8, velocity: u8, hold_s: f32, tail_s: f32, sr: u32) -> Vec<f32> {
-        let mut synth = Self::synthesizer_of(&self.at_velocity(velocity), sr);
+        Self::render_on(&self.at_velocity(velocity), key, velocity, hold_s, tail_s, sr)
+    }
+
+    /// [`Font::render_note`] on a given copy of the file: a synthesizer at `sr` with reverb and
+    /// chorus off, channel 0 on program 0 (grand piano).
+    fn render_on(font: &Arc<SoundFont>, key: u8, velocity: u8, hold_s: f32, tail_s: f32, sr: u32) -> Vec<f32> {
+        let mut settings = SynthesizerSettings::new(sr as i32);
+        settings.enable_reverb_and_chorus = false;
+        let mut synth = Synthesizer::new(font, &settings).expect("valid synthesizer settings");
         let hold = (hold_s * sr as f32).round() as usize;
         let tail = (tail_s * sr as f32).round() as usize;
         let mut out = Vec::with_capacity(hold + tail);
@@ -526,15 +523,8 @@ mod tests {
         assert!(!font.cutoff_amounts.is_empty());
         assert_eq!((velocity_cutoff_shift_cents(127), velocity_cutoff_shift_cents(64), velocity_cutoff_shift_cents(0)), (-19, -1200, -2400));
         let (key, hold, tail) = (72u8, 0.6, 0.1);
-        let plain = |v: u8| {
-            let mut synth = font.synthesizer(SR);
-            let mut out = Vec::new();
-            synth.note_on(0, key as i32, v as i32);
-            render_into(&mut synth, (hold * SR as f32) as usize, &mut out);
-            synth.note_off(0, key as i32);
-            render_into(&mut synth, (tail * SR as f32) as usize, &mut out);
-            out
-        };
+        // The file as it is, without the modulator.
+        let plain = |v: u8| Font::render_on(&font.plain, key, v, hold, tail, SR);
         let loud = font.render_note(key, 127, hold, tail, SR);
         let plain_loud = plain(127);
         let diff: Vec<f32> = loud.iter().zip(&plain_loud).map(|(a, b)| a - b).collect();

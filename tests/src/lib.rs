@@ -166,6 +166,18 @@ impl Finished {
     }
 }
 
+/// Panics if `dir` holds a hidden or `tmp` file (what an atomic write leaves when it fails
+/// half-way). `what` names the case in the panic message.
+pub fn assert_no_temporary_files(dir: &Path, what: &str) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with('.') || n.contains("tmp"))
+        .collect();
+    assert!(left.is_empty(), "{what}: temporary files left: {left:?}");
+}
+
 /// "exit status 3" / "killed by signal 15 (SIGTERM)".
 pub fn describe_status(status: &ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use hummingface_tests::{run_with_timeout, scratch_dir, write_wav, Artifacts};
+use hummingface_tests::{assert_no_temporary_files, run_with_timeout, scratch_dir, write_wav, Artifacts};
 
 fn render(cli: &Path, args: &[&str]) -> hummingface_tests::Finished {
     run_with_timeout(Command::new(cli).arg("render").args(args), Duration::from_secs(60), "hummingface render").unwrap()
@@ -53,13 +53,7 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
         full.push(&out_s);
         let res = render(&a.cli, &full);
         res.assert_failed_cleanly(what, &out);
-        let leftovers: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|n| n.starts_with(".") || n.contains("tmp"))
-            .collect();
-        assert!(leftovers.is_empty(), "{what}: temporary files left: {leftovers:?}");
+        assert_no_temporary_files(&dir, what);
     }
     let out = dir.join("good-out.wav");
     let res = render(&a.cli, &[good_s, "-o", out.to_str().unwrap()]);

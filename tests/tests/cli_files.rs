@@ -3,13 +3,13 @@
 //! output when a render fails, and an hour-long file rendered whole, with the output only ever
 //! seen complete (the writes are atomic: temporary file, then rename).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hummingface_tests::{read_wav, run_with_timeout, scratch_dir, sung_note, write_wav, Artifacts, Finished};
+use hummingface_tests::{assert_no_temporary_files, read_wav, run_with_timeout, scratch_dir, sung_note, write_wav, Artifacts, Finished};
 
 fn cli(a: &Artifacts, args: &[&str], timeout: Duration) -> Finished {
     run_with_timeout(Command::new(&a.cli).arg("render").args(args), timeout, "hummingface render").unwrap()
@@ -45,16 +45,6 @@ fn one_error_line(res: &Finished, what: &str) -> String {
     assert_eq!(lines.len(), 1, "{what}: stderr should be one line:\n{}", res.stderr);
     assert!(lines[0].starts_with("error: "), "{what}: {:?}", lines[0]);
     lines[0].to_string()
-}
-
-fn no_temporary_files(dir: &Path, what: &str) {
-    let left: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with('.') || n.contains("tmp"))
-        .collect();
-    assert!(left.is_empty(), "{what}: temporary files left: {left:?}");
 }
 
 #[test]
@@ -123,7 +113,7 @@ fn cli_one_sample_other_extensions_unsupported_formats_and_failed_overwrites() {
         eprintln!("{what}: {line}");
         assert!(line.contains(want) && line.contains(path.to_str().unwrap()), "{what}: {line}");
         assert!(!out.exists(), "{what}: output written");
-        no_temporary_files(&dir, what);
+        assert_no_temporary_files(&dir, what);
     }
 
     // A failed render leaves an existing output as it was; a good one replaces it whole.
@@ -138,12 +128,12 @@ fn cli_one_sample_other_extensions_unsupported_formats_and_failed_overwrites() {
         let line = one_error_line(&res, what);
         eprintln!("{what}: {line}");
         assert_eq!(std::fs::read(&existing).unwrap(), b"the previous take", "{what}: the existing output was touched");
-        no_temporary_files(&dir, what);
+        assert_no_temporary_files(&dir, what);
     }
     let res = cli(&a, &[wav.to_str().unwrap(), "-o", existing.to_str().unwrap()], Duration::from_secs(60));
     assert!(res.status.success(), "{}", res.stderr);
     assert_eq!(read_wav(&existing).unwrap().channels, reference.channels);
-    no_temporary_files(&dir, "good render over an existing file");
+    assert_no_temporary_files(&dir, "good render over an existing file");
 }
 
 /// Where the sung tones of the hour-long file are: (onset s, MIDI note), 1.5 s each, one a
@@ -232,7 +222,7 @@ fn cli_renders_an_hour_long_file() {
         report["realtime_factor"].as_f64().unwrap_or(0.0)
     );
     assert!(sizes.iter().all(|&s| s == final_size), "the output was seen incomplete: sizes {sizes:?}, final {final_size}");
-    no_temporary_files(&dir, "hour-long render");
+    assert_no_temporary_files(&dir, "hour-long render");
 
     let out = read_wav(&output).unwrap();
     assert_eq!((out.channels.len(), out.sample_rate, out.len()), (1, sr, frames), "output shape");

@@ -72,6 +72,24 @@ fn read_layout(path: &Path) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Polls the layout file the editor writes every frame until `ready` holds (at most 60 s from
+/// `started`); panics with the standalone's stderr if it exits first. Hands the child back.
+fn wait_for_layout(mut child: Running, layout_path: &Path, started: Instant, what: &str, ready: impl Fn(&serde_json::Value) -> bool) -> (Running, serde_json::Value) {
+    loop {
+        if let Some(l) = read_layout(layout_path) {
+            if ready(&l) {
+                return (child, l);
+            }
+        }
+        if !child.alive() {
+            let done = child.wait(Duration::from_secs(1)).unwrap();
+            panic!("the standalone exited ({}) before drawing:\n{}", describe_status(&done.status), tail(&done.stderr, 6000));
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no {what} within 60 s: {:?}", read_layout(layout_path));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn bounds(layout: &serde_json::Value, name: &str) -> Bounds {
     let a = layout[name]
         .as_array()
@@ -135,22 +153,10 @@ fn editor_draws_roll_and_keyboard_and_a_dragged_slider_reaches_the_plugin() {
         .env("HUMMINGFACE_EDITOR_LAYOUT", &layout_path)
         .env("HUMMINGFACE_PRESET_DIR", &preset_dir);
     let started = Instant::now();
-    let mut child = Running::spawn(&mut cmd, "hummingface-standalone").unwrap();
+    let child = Running::spawn(&mut cmd, "hummingface-standalone").unwrap();
 
     // The first frame writes the layout.
-    let layout = loop {
-        if let Some(l) = read_layout(&layout_path) {
-            if l.get("mix").is_some() && l.get("keyboard").is_some() {
-                break l;
-            }
-        }
-        if !child.alive() {
-            let done = child.wait(Duration::from_secs(1)).unwrap();
-            panic!("the standalone exited ({}) before drawing:\n{}", describe_status(&done.status), tail(&done.stderr, 6000));
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no editor frame within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (child, layout) = wait_for_layout(child, &layout_path, started, "editor frame", |l| l.get("mix").is_some() && l.get("keyboard").is_some());
     eprintln!("first frame after {:.1} s; layout {layout}", started.elapsed().as_secs_f64());
     // A few more frames, so what is on screen is what the layout describes.
     std::thread::sleep(Duration::from_millis(1500));
@@ -369,20 +375,8 @@ fn editor_shows_why_a_model_file_is_not_used() {
         .env("HUMMINGFACE_EDITOR_LAYOUT", &layout_path)
         .env("HUMMINGFACE_MODEL", &model);
     let started = Instant::now();
-    let mut child = Running::spawn(&mut cmd, "hummingface-standalone").unwrap();
-    let layout = loop {
-        if let Some(l) = read_layout(&layout_path) {
-            if l.get("model-note").is_some() {
-                break l;
-            }
-        }
-        if !child.alive() {
-            let done = child.wait(Duration::from_secs(1)).unwrap();
-            panic!("the standalone exited ({}) before drawing:\n{}", describe_status(&done.status), tail(&done.stderr, 6000));
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no model note drawn within 60 s: {:?}", read_layout(&layout_path));
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let child = Running::spawn(&mut cmd, "hummingface-standalone").unwrap();
+    let (child, layout) = wait_for_layout(child, &layout_path, started, "model note drawn", |l| l.get("model-note").is_some());
     std::thread::sleep(Duration::from_millis(500));
     let layout = read_layout(&layout_path).unwrap_or(layout);
     let shot = screenshot(&x.display, &dir.join("editor-model.ppm"));

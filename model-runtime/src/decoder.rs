@@ -22,6 +22,13 @@
 //!   since the note began, before those frames), or the newest frame is further than
 //!   [`CHANGE_JUMP`]; in both cases the newest frames must have settled. Centre, excursion and
 //!   mean are running sums and extrema over a fixed ring: nothing allocates.
+//! - **Octave slips**: a note (start or change) an octave or two from the last note, within
+//!   [`OCTAVE_MEMORY`] frames of it, waits until that pitch has held [`OCTAVE_FRAMES`] frames:
+//!   the listener's brief octave slips at a syllable's edge made 27–64 ms wrong-octave notes on
+//!   the real clips; a sung octave leap starts up to 27 ms later.
+//! - **Lead level**: a note starts only within [`LEAD_GATE_DB`] of the loudest level the notes
+//!   so far reached (falling [`LEAD_FALL_DB_PER_S`]): background singers and noise in the rests
+//!   are quieter than the lead voice.
 
 use crate::controls::Controls;
 use crate::tracker::{FramePosterior, TrackEvent, Voicing};
@@ -57,6 +64,14 @@ const CHANGE_JUMP: f32 = 1.4;
 const RECENT: u64 = 8;
 /// Margin over the vibrato excursion, semitones.
 const VIBRATO_MARGIN: f32 = 0.2;
+/// Frames an octave jump from the last note must hold before a note starts on it (about 43 ms).
+const OCTAVE_FRAMES: u64 = 8;
+/// Frames after the last note during which an octave jump from it must be confirmed (about 0.2 s).
+const OCTAVE_MEMORY: u64 = 40;
+/// A note starts only within this many dB of the lead voice's level.
+const LEAD_GATE_DB: f32 = 15.0;
+/// How fast the remembered lead level falls, dB per second.
+const LEAD_FALL_DB_PER_S: f32 = 3.0;
 /// Ring of pitch history (must exceed `CHANGE_FRAMES` and `RECENT + 1`).
 const RING: usize = 16;
 
@@ -85,13 +100,17 @@ pub struct NoteDecoder {
     centre_n: u32,
     excursion_min: f32,
     excursion_max: f32,
+    /// The last note sounded (its pitch before transposition) and the last frame it sounded.
+    last_note: Option<(i32, u64)>,
+    /// Level of the lead voice, dBFS: the loudest level of the notes sung, falling slowly.
+    lead_db: f32,
     /// Pitch (MIDI) of the newest frame, NaN when unvoiced (for displays).
     pub last_pitch: f32,
 }
 
 impl NoteDecoder {
     pub fn new(hop_s: f32, voicing: Voicing) -> Self {
-        const { assert!(RING as u64 > CHANGE_FRAMES && RING as u64 > RECENT + 1) };
+        const { assert!(RING as u64 > CHANGE_FRAMES && RING as u64 > RECENT + 1 && RING as u64 >= OCTAVE_FRAMES) };
         NoteDecoder {
             hop_s,
             voicing,
@@ -106,6 +125,8 @@ impl NoteDecoder {
             centre_n: 0,
             excursion_min: f32::INFINITY,
             excursion_max: f32::NEG_INFINITY,
+            last_note: None,
+            lead_db: f32::NEG_INFINITY,
             last_pitch: f32::NAN,
         }
     }
@@ -141,6 +162,20 @@ impl NoteDecoder {
             hi = hi.max(p);
         }
         hi - lo < SETTLE_SPREAD && (self.at(k) - self.at(k - 1)).abs() < SETTLE_STEP
+    }
+
+    /// Whether a note may start at frame `k` on its newest pitch: a pitch an octave (or two)
+    /// from the last note, within [`OCTAVE_MEMORY`] frames of it, must have held for
+    /// [`OCTAVE_FRAMES`] frames first (a listener's octave slip lasts a few frames; a sung
+    /// octave leap is rare and waits 43 ms more).
+    fn confirmed(&self, k: u64) -> bool {
+        let Some((last, until)) = self.last_note else { return true };
+        let newest = self.at(k);
+        let d = (newest - last as f32).abs();
+        if k > until + OCTAVE_MEMORY || ((d - 12.0).abs() > 1.0 && (d - 24.0).abs() > 1.0) {
+            return true;
+        }
+        k + 1 >= OCTAVE_FRAMES && (k + 1 - OCTAVE_FRAMES..=k).all(|f| (self.at(f) - newest).abs() < 0.5)
     }
 
     /// Start a note at frame `k` (a new syllable, or a legato change when `legato`).
@@ -208,6 +243,12 @@ impl NoteDecoder {
             lin.powf(c.velocity_response).clamp(0.01, 1.0)
         };
         let min_frames = (c.min_note_ms / 1000.0 / self.hop_s).ceil() as u64;
+        self.lead_db -= LEAD_FALL_DB_PER_S * self.hop_s;
+        if matches!(self.state, State::Sounding { .. }) && voiced {
+            self.lead_db = self.lead_db.max(post.level_db);
+        }
+        // Background voices and tails far below the lead voice start nothing.
+        let loud_enough = post.level_db > self.lead_db - LEAD_GATE_DB;
 
         match self.state {
             State::Idle => {
@@ -217,7 +258,7 @@ impl NoteDecoder {
                         self.last_onset = Some(k);
                     }
                     self.state = State::Pending { since: k };
-                    if self.settled(k) {
+                    if self.settled(k) && loud_enough && self.confirmed(k) {
                         self.start(k, false, c, velocity, emit);
                     }
                 }
@@ -231,12 +272,13 @@ impl NoteDecoder {
                     }
                 } else {
                     self.unvoiced = 0;
-                    if self.settled(k) || k >= since + WAIT_FRAMES {
+                    if (self.settled(k) || k >= since + WAIT_FRAMES) && loud_enough && self.confirmed(k) {
                         self.start(k, false, c, velocity, emit);
                     }
                 }
             }
             State::Sounding { note, snapped, start } => {
+                self.last_note = Some((snapped, k));
                 if !voiced {
                     self.unvoiced += 1;
                     if self.unvoiced >= OFF_FRAMES && k >= start + min_frames {
@@ -252,7 +294,7 @@ impl NoteDecoder {
                     self.last_onset = Some(k);
                     emit(TrackEvent::Off { note });
                     self.state = State::Pending { since: k };
-                    if self.settled(k) {
+                    if self.settled(k) && self.confirmed(k) {
                         self.start(k, false, c, velocity, emit);
                     }
                     return;
@@ -278,11 +320,71 @@ impl NoteDecoder {
                 let newest = self.at(k);
                 let moved = c.scale.snap(c.key, newest) != snapped
                     && (((mean - centre).abs() > threshold && c.scale.snap(c.key, mean) != snapped) || (newest - centre).abs() > CHANGE_JUMP);
-                if moved {
+                if moved && self.confirmed(k) {
                     self.start(k, true, c, velocity, emit);
                 }
             }
         }
+    }
+}
+
+/// The decoder on hand-made frames (what a listener would report), where one rule decides.
+#[cfg(test)]
+mod rules {
+    use super::*;
+
+    const HOP_S: f32 = 256.0 / 48000.0;
+
+    fn frame(pitch: f32, level_db: f32) -> FramePosterior {
+        FramePosterior { pitch, periodicity: if pitch.is_finite() { 0.99 } else { 0.01 }, flux: 0.0, hop_db: level_db, level_db }
+    }
+
+    /// Notes (onset frame, note) of a run of (pitch, frames, level) segments.
+    fn notes(segments: &[(f32, usize, f32)]) -> Vec<(u64, u8)> {
+        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5) };
+        let mut d = NoteDecoder::new(HOP_S, voicing);
+        let c = Controls::default();
+        let mut out = Vec::new();
+        let mut k = 0u64;
+        for &(pitch, n, level) in segments {
+            for _ in 0..n {
+                d.push(frame(pitch, level), &c, &mut |e| {
+                    if let TrackEvent::On { note, .. } = e {
+                        out.push((k, note));
+                    }
+                });
+                k += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_brief_octave_slip_plays_no_note_but_a_held_leap_does() {
+        // A2 held, the listener slips an octave up for 6 frames (32 ms) and back: one note.
+        let slip = notes(&[(f32::NAN, 10, -90.0), (45.0, 60, -20.0), (57.0, 6, -20.0), (45.0, 40, -20.0)]);
+        assert_eq!(slip.iter().map(|n| n.1).collect::<Vec<_>>(), vec![45], "{slip:?}");
+        // The same slip as a new syllable's first frames right after the note: still nothing.
+        let restart = notes(&[(f32::NAN, 10, -90.0), (45.0, 60, -20.0), (f32::NAN, 8, -90.0), (57.0, 6, -20.0), (45.0, 40, -20.0)]);
+        assert_eq!(restart.iter().map(|n| n.1).collect::<Vec<_>>(), vec![45, 45], "{restart:?}");
+        // A sung octave leap that holds: its note starts within OCTAVE_FRAMES of the leap.
+        let leap = notes(&[(f32::NAN, 10, -90.0), (45.0, 60, -20.0), (57.0, 40, -20.0)]);
+        assert_eq!(leap.iter().map(|n| n.1).collect::<Vec<_>>(), vec![45, 57], "{leap:?}");
+        assert!(leap[1].0 < 70 + OCTAVE_FRAMES, "{leap:?}");
+        // A fifth is no octave: it changes as fast as before.
+        let fifth = notes(&[(f32::NAN, 10, -90.0), (45.0, 60, -20.0), (52.0, 40, -20.0)]);
+        assert_eq!(fifth.iter().map(|n| n.1).collect::<Vec<_>>(), vec![45, 52]);
+        assert!(fifth[1].0 < leap[1].0, "{fifth:?} {leap:?}");
+    }
+
+    #[test]
+    fn a_quiet_voice_in_the_rest_starts_no_note() {
+        // The lead at −20 dBFS, a rest where another voice sounds 20 dB lower, the lead again.
+        let got = notes(&[(60.0, 80, -20.0), (f32::NAN, 20, -90.0), (67.0, 60, -40.0), (f32::NAN, 20, -90.0), (62.0, 60, -22.0)]);
+        assert_eq!(got.iter().map(|n| n.1).collect::<Vec<_>>(), vec![60, 62], "{got:?}");
+        // The same quiet voice with no lead before it is the lead: it plays.
+        let alone = notes(&[(67.0, 60, -40.0)]);
+        assert_eq!(alone.iter().map(|n| n.1).collect::<Vec<_>>(), vec![67]);
     }
 }
 

@@ -318,7 +318,7 @@ fn notes_of(audio: &[f32], sr: f32, model: Arc<Model>) -> Result<Vec<(f32, f32, 
 
 /// Octave errors: notes whose pitch is 11–13 (or 23–25) semitones from the median of the
 /// pitch track over the note.
-fn octave_errors(notes: &[(f32, f32, f32)], track: &[(f32, f32)]) -> (usize, usize) {
+fn octave_errors(who: &str, notes: &[(f32, f32, f32)], track: &[(f32, f32)]) -> (usize, usize) {
     let mut judged = 0;
     let mut errors = 0;
     for &(s, e, m) in notes {
@@ -332,6 +332,7 @@ fn octave_errors(notes: &[(f32, f32, f32)], track: &[(f32, f32)]) -> (usize, usi
         let d = (m - med).abs();
         if (d - 12.0).abs() < 1.0 || (d - 24.0).abs() < 1.0 {
             errors += 1;
+            println!("  {who}: octave error, note {m} at {s:.3}–{e:.3} s, YIN median {med:.2} over {} frames", v.len());
         }
     }
     (judged, errors)
@@ -369,8 +370,8 @@ pub fn eval_listener_real(root: &Path) -> Result<()> {
         let track = yin_track(&audio, sr);
         let nt = notes_of(&audio, sr, trained.clone())?;
         let n0 = notes_of(&audio, sr, v0.clone())?;
-        let (j1, e1) = octave_errors(&nt, &track);
-        let (j0, e0) = octave_errors(&n0, &track);
+        let (j1, e1) = octave_errors("trained", &nt, &track);
+        let (j0, e0) = octave_errors("v0", &n0, &track);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dur = audio.len() as f32 / sr;
         println!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use hummingface_runtime::model::Model;
-use hummingface_runtime::train::evaluate::{evaluate, Scores, Which};
+use hummingface_runtime::train::evaluate::{evaluate, Oracle, Scores, Which};
 use hummingface_runtime::train::listener::{train, LogRow, Progress, TrainConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -238,7 +238,15 @@ fn print_scores(name: &str, s: &Scores) {
     println!("{:<26} notes with glide onsets at the glide's half-way point: P {:.3} R {:.3} F1 {:.3}  onset median {:+.1} ms", "", g.precision(), g.recall(), g.f1(), g.median_onset_error_ms());
 }
 
-/// `cargo xtask eval listener [N] [--model FILE]`.
+/// `--oracle voicing,pitch,onset`: parts of the listener's frames replaced by the reference.
+fn oracle_flag(args: &[String]) -> Result<Oracle> {
+    match flag::<String>(args, "--oracle")? {
+        Some(list) => Oracle::parse(&list).map_err(|e| anyhow::anyhow!(e)),
+        None => Ok(Oracle::default()),
+    }
+}
+
+/// `cargo xtask eval listener [N] [--model FILE] [--clean] [--trained-only] [--oracle PARTS]`.
 pub fn eval_listener(root: &Path, args: &[String]) -> Result<()> {
     hummingface_runtime::generator::pin_thread_count_env();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(60);
@@ -247,12 +255,16 @@ pub fn eval_listener(root: &Path, args: &[String]) -> Result<()> {
     if !model.has_trained_listener() {
         bail!("{} has no trained listener (run `cargo xtask train listener`)", model_path.display());
     }
+    let oracle = oracle_flag(args)?;
     let which: &[Which] = if args.iter().any(|a| a == "--trained-only") { &[Which::Trained] } else { &[Which::V0, Which::Yin, Which::Trained] };
     println!("held-out synthetic set: {n} clips (seeds from {}), 44.1/48 kHz, model {}", hummingface_runtime::train::evaluate::HELDOUT_FIRST_SEED, model_path.display());
     let started = std::time::Instant::now();
     let strength = if args.iter().any(|a| a == "--clean") { 0.0 } else { 1.0 };
     let verbose = args.iter().any(|a| a == "--verbose");
-    let res = evaluate(which, model, n, strength, verbose)?;
+    if oracle != Oracle::default() {
+        println!("oracle (reference in place of the listener's): {oracle:?}");
+    }
+    let res = evaluate(which, model, n, strength, oracle, verbose)?;
     for (w, (all, per_voice)) in which.iter().zip(&res) {
         print_scores(w.name(), all);
         for (v, s) in ["  male", "  female", "  child"].iter().zip(per_voice) {
@@ -274,10 +286,11 @@ pub fn dump_listener(root: &Path, args: &[String]) -> Result<()> {
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(if clean { "runs/dump-clean" } else { "runs/dump" }));
     let model_path: PathBuf = flag::<String>(args, "--model")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
     let model = Model::from_file(&model_path)?;
+    let oracle = oracle_flag(args)?;
     std::fs::create_dir_all(&out)?;
     (0..n).into_par_iter().try_for_each(|i| -> Result<()> {
         let mut logits = Vec::new();
-        let v = hummingface_runtime::generator::single_threaded(|| hummingface_runtime::train::evaluate::dump_clip(&model, i, if clean { 0.0 } else { 1.0 }, &mut logits))?;
+        let v = hummingface_runtime::generator::single_threaded(|| hummingface_runtime::train::evaluate::dump_clip(&model, i, if clean { 0.0 } else { 1.0 }, oracle, &mut logits))?;
         std::fs::write(out.join(format!("clip{i:03}.json")), serde_json::to_string(&v)?)?;
         let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
         std::fs::write(out.join(format!("clip{i:03}.logits")), bytes)?;
@@ -424,7 +437,7 @@ pub fn listener_curve(root: &Path, args: &[String]) -> Result<()> {
             train_cmd(root, &a)?;
         }
         let model = Arc::new(Model::from_file(&out)?);
-        let res = evaluate(&[Which::Trained], model, n_eval, 1.0, false)?;
+        let res = evaluate(&[Which::Trained], model, n_eval, 1.0, Oracle::default(), false)?;
         let s = &res[0].0;
         // Latency the plugin would report with this delay: (d + 1) hops + one 64-sample block
         // + 1 ms in real time at 48 kHz.

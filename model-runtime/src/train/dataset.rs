@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::augment::{augment, AugmentLog};
-use super::voice::{random_phrase, render_negative, render_phrase, Clip, Rand, Voice};
+use super::voice::{random_phrase, render_negative, render_phrase, Clip, Onset, Rand, Voice};
 use crate::timing::Timing;
 use crate::v0::N_FEATURES;
 use crate::ProcessMode;
@@ -16,6 +16,9 @@ pub enum Split {
     Train,
     Heldout,
 }
+
+/// How long after a note's start its hops count as a transition, seconds.
+pub const TRANSITION_S: f32 = 0.06;
 
 /// One clip as features and labels.
 #[derive(Debug, Clone)]
@@ -30,6 +33,9 @@ pub struct Example {
     pub f0: Vec<f32>,
     /// A note starts inside this hop.
     pub onset: Vec<bool>,
+    /// The hop lies in a note's first [`TRANSITION_S`] or in its glide from the previous note:
+    /// where the last note's tail and the new note's attack meet, and most pitch errors were.
+    pub transition: Vec<bool>,
     /// Reference notes (onset seconds, MIDI).
     pub notes: Vec<(f32, f32)>,
     pub voice: Option<Voice>,
@@ -97,12 +103,21 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
         proj.project(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins], &mut feats[k * N_FEATURES..(k + 1) * N_FEATURES]);
     }
     let f0 = (0..frames).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
+    // Onset targets: the notes that start a new syllable. A legato note (a slur) starts where
+    // its glide begins, which no causal listener can hear within its lookahead; the decoder
+    // follows the pitch there instead.
     let mut onset = vec![false; frames];
-    for &(s, _) in &clip.notes {
+    for s in articulated_onsets(clip) {
         let j = (s * clip.sample_rate) as usize / t.hop;
         if j < frames {
             onset[j] = true;
         }
+    }
+    let mut transition = vec![false; frames];
+    for n in &clip.sung {
+        let (a, b) = (n.start_s, n.start_s + TRANSITION_S.max(n.glide_s));
+        let (ja, jb) = ((a / t.hop_seconds()).floor() as usize, (b / t.hop_seconds()).ceil() as usize);
+        transition.iter_mut().take(jb.min(frames)).skip(ja).for_each(|v| *v = true);
     }
     Example {
         seed,
@@ -112,10 +127,16 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
         frames,
         f0,
         onset,
+        transition,
         notes: clip.notes.clone(),
         voice,
         augment,
     }
+}
+
+/// Onsets (seconds) of the clip's notes that start a new syllable (every note but slurs).
+pub fn articulated_onsets(clip: &Clip) -> impl Iterator<Item = f32> + '_ {
+    clip.sung.iter().filter(|n| n.onset != Onset::Slur).map(|n| n.start_s)
 }
 
 /// `count` examples with seeds `first..first + count`, made in parallel.

@@ -166,11 +166,60 @@ pub fn glide_midpoint_reference(clip: &Clip) -> Vec<(f32, f32)> {
     clip.notes.iter().zip(&clip.sung).map(|(&(t, m), s)| (if s.glide_s > 0.0 { t + 0.5 * s.glide_s } else { t }, m)).collect()
 }
 
+/// A diagnostic (`cargo xtask eval listener --oracle voicing,pitch,onset`): which parts of the
+/// listener's frames to replace by the reference, to see what each part of the listener costs
+/// in note F1 (onset: the articulated notes, as the listener is trained).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Oracle {
+    pub voicing: bool,
+    pub pitch: bool,
+    pub onset: bool,
+}
+
+impl Oracle {
+    /// From a comma list of `voicing`, `pitch`, `onset`.
+    pub fn parse(list: &str) -> Result<Oracle, String> {
+        let mut o = Oracle::default();
+        for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "voicing" => o.voicing = true,
+                "pitch" => o.pitch = true,
+                "onset" => o.onset = true,
+                other => return Err(format!("unknown oracle part {other:?} (expected voicing, pitch or onset)")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Replaces the parts `oracle` names by the reference. Frame `k` describes hop `k - delay_hops`.
+fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &Timing, delay_hops: usize) {
+    if oracle == Oracle::default() {
+        return;
+    }
+    let hop_s = t.hop_seconds();
+    for (k, f) in frames.iter_mut().enumerate() {
+        let Some(j) = k.checked_sub(delay_hops) else { continue };
+        let r = clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN);
+        if oracle.voicing {
+            f.periodicity = if r.is_finite() { 1.0 } else { 0.0 };
+        }
+        if oracle.pitch && r.is_finite() {
+            f.pitch_midi = r;
+        }
+        if oracle.onset {
+            let (a, b) = ((j as f32 - 1.0) * hop_s, (j + 1) as f32 * hop_s);
+            f.flux = if super::dataset::articulated_onsets(clip).any(|on| on >= a && on < b) { 1.0 } else { 0.0 };
+        }
+    }
+}
+
 /// Scores of `which` on one clip. The listener's frame `k` is compared with the reference at
 /// hop `k - delay_hops`; its voicing decision is the tracker's (threshold and level gate).
-pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, verbose: bool) -> candle_core::Result<Scores> {
+pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, oracle: Oracle, verbose: bool) -> candle_core::Result<Scores> {
     let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
-    let frames = listener_frames(which, model, &clip.audio, &t)?;
+    let mut frames = listener_frames(which, model, &clip.audio, &t)?;
+    apply_oracle(oracle, &mut frames, clip, &t, delay_hops);
     let controls = Controls::default();
     let (notes, voiced) = track(which, model, &frames, &clip.audio, &t, &controls, delay_hops);
     let mut s = Scores::default();
@@ -201,7 +250,7 @@ pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, v
 }
 
 /// Scores per listener (in `which` order), overall and per voice, on `n` held-out clips.
-pub fn evaluate(which: &[Which], model: Arc<Model>, n: usize, strength: f32, verbose: bool) -> candle_core::Result<Vec<(Scores, [Scores; 3])>> {
+pub fn evaluate(which: &[Which], model: Arc<Model>, n: usize, strength: f32, oracle: Oracle, verbose: bool) -> candle_core::Result<Vec<(Scores, [Scores; 3])>> {
     let per_clip: Vec<candle_core::Result<(Option<Voice>, Vec<Scores>)>> = (0..n as u64)
         .into_par_iter()
         .map(|i| {
@@ -210,7 +259,7 @@ pub fn evaluate(which: &[Which], model: Arc<Model>, n: usize, strength: f32, ver
             // detection delay); v0 and YIN the engine's.
             let trained_delay = model.get("listener.net.calib").map_or(crate::timing::DETECTION_HOPS, |c| c.data[2] as usize);
             let delay = |w: Which| if w == Which::Trained { trained_delay } else { crate::timing::DETECTION_HOPS };
-            let scores = crate::generator::single_threaded(|| which.iter().map(|&w| score_clip(w, &model, &clip, delay(w), verbose)).collect::<candle_core::Result<Vec<_>>>())?;
+            let scores = crate::generator::single_threaded(|| which.iter().map(|&w| score_clip(w, &model, &clip, delay(w), oracle, verbose)).collect::<candle_core::Result<Vec<_>>>())?;
             if verbose {
                 let f1: Vec<String> = which.iter().zip(&scores).map(|(w, s)| format!("{:?} F1 {:.2}", w, s.notes.f1())).collect();
                 println!("clip {} {:?} {:.0} Hz {:?}: {}", HELDOUT_FIRST_SEED + i, voice, clip.sample_rate, log, f1.join(", "));
@@ -238,7 +287,7 @@ pub fn evaluate(which: &[Which], model: Arc<Model>, n: usize, strength: f32, ver
 /// needs, as JSON (`cargo xtask eval listener-dump`): the reference notes and how they were
 /// sung, the reference pitch per hop, the listener's frames with the tracker's levels, and the
 /// tracker's notes; the pitch logits (`N_CANDIDATES` per frame, f32) go to `logits`.
-pub fn dump_clip(model: &Model, i: usize, strength: f32, logits: &mut Vec<f32>) -> candle_core::Result<serde_json::Value> {
+pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits: &mut Vec<f32>) -> candle_core::Result<serde_json::Value> {
     use serde_json::json;
     let seed = HELDOUT_FIRST_SEED + i as u64;
     let (clip, voice, log) = make_clip_with(seed, Split::Heldout, strength);
@@ -246,10 +295,11 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, logits: &mut Vec<f32>) 
     let delay = model.get("listener.net.calib").map_or(crate::timing::DETECTION_HOPS, |c| c.data[2] as usize);
     let mut l = AnyListener::new(ListenerKind::Trained, model, &t, &Device::Cpu)?;
     let (mags, n) = crate::bench::analysis_frames(&clip.audio, &t);
-    let frames = match &mut l {
+    let mut frames = match &mut l {
         AnyListener::Net(net) => net.forward_with_logits(&mags, n, Some(logits))?,
         AnyListener::V0(_) => return Err(candle_core::Error::Msg("model has no trained listener".into())),
     };
+    apply_oracle(oracle, &mut frames, &clip, &t, delay);
     let controls = Controls::default();
     let (notes, _) = track(Which::Trained, model, &frames, &clip.audio, &t, &controls, delay);
     let mut prev = 0.0f32;

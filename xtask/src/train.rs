@@ -57,6 +57,10 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     if let Some(v) = flag(args, "--log-every")? {
         cfg.log_every = v;
     }
+    if let Some(v) = flag(args, "--transition-weight")? {
+        cfg.transition_weight = v;
+    }
+    cfg.articulated_onsets = args.iter().any(|a| a == "--articulated-onsets");
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
     let run_dir = root.join("runs/train-listener").join(format!("seed{}-hops{}", cfg.seed, cfg.detection_hops));
     std::fs::create_dir_all(&run_dir)?;

@@ -33,6 +33,9 @@ pub struct Example {
     pub f0: Vec<f32>,
     /// A note starts inside this hop.
     pub onset: Vec<bool>,
+    /// A note that starts a new syllable (not a slur) starts inside this hop. A legato note
+    /// starts where its glide begins, which no causal listener can hear within its lookahead.
+    pub onset_articulated: Vec<bool>,
     /// The hop lies in a note's first [`TRANSITION_S`] or in its glide from the previous note:
     /// where the last note's tail and the new note's attack meet, and most pitch errors were.
     pub transition: Vec<bool>,
@@ -103,16 +106,18 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
         proj.project(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins], &mut feats[k * N_FEATURES..(k + 1) * N_FEATURES]);
     }
     let f0 = (0..frames).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
-    // Onset targets: the notes that start a new syllable. A legato note (a slur) starts where
-    // its glide begins, which no causal listener can hear within its lookahead; the decoder
-    // follows the pitch there instead.
-    let mut onset = vec![false; frames];
-    for s in articulated_onsets(clip) {
-        let j = (s * clip.sample_rate) as usize / t.hop;
-        if j < frames {
-            onset[j] = true;
+    let hops_of = |onsets: &mut dyn Iterator<Item = f32>| {
+        let mut v = vec![false; frames];
+        for s in onsets {
+            let j = (s * clip.sample_rate) as usize / t.hop;
+            if j < frames {
+                v[j] = true;
+            }
         }
-    }
+        v
+    };
+    let onset = hops_of(&mut clip.notes.iter().map(|n| n.0));
+    let onset_articulated = hops_of(&mut articulated_onsets(clip));
     let mut transition = vec![false; frames];
     for n in &clip.sung {
         let (a, b) = (n.start_s, n.start_s + TRANSITION_S.max(n.glide_s));
@@ -127,6 +132,7 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
         frames,
         f0,
         onset,
+        onset_articulated,
         transition,
         notes: clip.notes.clone(),
         voice,

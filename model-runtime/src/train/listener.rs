@@ -3,7 +3,7 @@
 //! Each step draws a batch of random frames of the training clips, assembles their inputs
 //! exactly as the streaming listener does ([`crate::listener_net::assemble`]), and minimises
 //! - pitch: cross-entropy against a Gaussian (σ = 25 cents) around the true pitch, voiced
-//!   frames only, weighted up in a note's first 60 ms and its glide;
+//!   frames only (optionally weighted up in a note's first 60 ms and its glide);
 //! - voicing: binary cross-entropy;
 //! - onset: binary cross-entropy with positives weighted up (a note starts in this hop or the
 //!   one before),
@@ -33,6 +33,11 @@ pub struct TrainConfig {
     pub detection_hops: usize,
     /// Log (and validate) every this many steps.
     pub log_every: usize,
+    /// Onset targets only where a new syllable starts (not at a slur's glide).
+    pub articulated_onsets: bool,
+    /// Pitch-loss weight of voiced frames in a transition (a note's first 60 ms or its glide),
+    /// relative to 1 elsewhere.
+    pub transition_weight: f32,
 }
 
 impl Default for TrainConfig {
@@ -46,6 +51,8 @@ impl Default for TrainConfig {
             lr: 3e-3,
             detection_hops: crate::timing::DETECTION_HOPS,
             log_every: 250,
+            articulated_onsets: false,
+            transition_weight: 1.0,
         }
     }
 }
@@ -87,7 +94,7 @@ struct Batch {
     onset: Vec<f32>,
 }
 
-fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize) -> Batch {
+fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &TrainConfig) -> Batch {
     let n = picks.len();
     let mut b = Batch {
         rows: vec![0.0; n * ROW],
@@ -127,18 +134,14 @@ fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize) -> Batch
             }
         }
         if b.voiced[i] > 0.0 {
-            b.pitch_weight[i] = if ex.transition[j] { TRANSITION_WEIGHT } else { 1.0 };
+            b.pitch_weight[i] = if ex.transition[j] { cfg.transition_weight } else { 1.0 };
         }
-        let on = ex.onset[j] || (j > 0 && ex.onset[j - 1]);
+        let onsets = if cfg.articulated_onsets { &ex.onset_articulated } else { &ex.onset };
+        let on = onsets[j] || (j > 0 && onsets[j - 1]);
         b.onset[i] = on as u8 as f32;
     }
     b
 }
-
-/// Pitch-loss weight of a voiced frame in a transition (a note's first 60 ms or its glide),
-/// relative to 1 elsewhere: 43 % of the pitch errors of the first trained listener on the noisy
-/// held-out clips were in the 9 % of voiced frames in a note's first 50 ms.
-const TRANSITION_WEIGHT: f32 = 3.0;
 
 /// `-[w·y·log σ(x) + (1-y)·log(1-σ(x))]`, mean.
 fn weighted_bce(logits: &Tensor, target: &Tensor, pos_weight: f64) -> candle_core::Result<Tensor> {
@@ -170,13 +173,13 @@ fn losses(vars: &NetTensors, index: &Tensor, b: &Batch, n: usize, dev: &Device) 
 }
 
 /// Frame-level validation: (raw pitch accuracy, voicing accuracy, loss).
-fn validate(vars: &NetTensors, index: &Tensor, val: &[Example], d: usize, dev: &Device) -> candle_core::Result<(f32, f32, f32)> {
+fn validate(vars: &NetTensors, index: &Tensor, val: &[Example], d: usize, cfg: &TrainConfig, dev: &Device) -> candle_core::Result<(f32, f32, f32)> {
     let (mut voiced_ref, mut pitch_ok, mut frames, mut voicing_ok, mut loss_sum, mut batches) = (0usize, 0usize, 0usize, 0usize, 0f32, 0usize);
     for (e, ex) in val.iter().enumerate() {
         let picks: Vec<(usize, usize)> = (d..ex.frames).map(|t| (e, t)).collect();
         for chunk in picks.chunks(512) {
             let n = chunk.len();
-            let b = make_batch(val, chunk, d);
+            let b = make_batch(val, chunk, d, cfg);
             let ((l, ..), (logits, heads)) = losses(vars, index, &b, n, dev)?;
             let lg = logits.to_vec2::<f32>()?;
             let hd = heads.to_vec2::<f32>()?;
@@ -258,7 +261,7 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
         let lr = super::warmup_cosine_lr(step, cfg.steps, cfg.lr, 0.03);
         opt.set_learning_rate(lr);
         let picks: Vec<(usize, usize)> = (0..cfg.batch).map(|_| all[r.below(all.len())]).collect();
-        let b = make_batch(&train_set, &picks, d);
+        let b = make_batch(&train_set, &picks, d, cfg);
         let t = tensors_of(&vars);
         let ((loss, p, v, o), _) = losses(&t, &index, &b, picks.len(), &dev)?;
         opt.backward_step(&loss)?;
@@ -271,7 +274,7 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
         progress(Progress::Step { step, total: cfg.steps, loss: l });
         if step % cfg.log_every == 0 || step == cfg.steps {
             let k = acc_n.max(1) as f32;
-            let (rpa, vacc, vloss) = if cfg.val_clips > 0 { validate(&t, &index, &val_set, d, &dev)? } else { (f32::NAN, f32::NAN, f32::NAN) };
+            let (rpa, vacc, vloss) = if cfg.val_clips > 0 { validate(&t, &index, &val_set, d, cfg, &dev)? } else { (f32::NAN, f32::NAN, f32::NAN) };
             let row = LogRow {
                 step,
                 seconds: started.elapsed().as_secs_f64(),

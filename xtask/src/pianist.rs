@@ -72,6 +72,10 @@ pub fn train_pianist(root: &Path, args: &[String]) -> Result<()> {
     }
     let key_step: usize = flag(args, "--key-step")?.unwrap_or(1).max(1);
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
+    // Loaded before training: a base file that cannot be read stops the command now, not after
+    // the training (whose result would be lost).
+    let base_path = if out.exists() { out.clone() } else { root.join(SHIPPED) };
+    let base = Model::from_file(&base_path).with_context(|| format!("loading {} (the base of the file to write)", base_path.display()))?;
     let started = std::time::Instant::now();
     let font = fluid_r3()?;
     let keys: Vec<u8> = (pianist_net::FIRST_KEY..=pianist_net::LAST_KEY).step_by(key_step).collect();
@@ -145,7 +149,6 @@ pub fn train_pianist(root: &Path, args: &[String]) -> Result<()> {
     b.finish();
     let png = run_dir.join("curves.png");
     plot_curves(&rows, &png)?;
-    let base = if out.exists() { Model::from_file(&out)? } else { Model::from_file(&root.join(SHIPPED))? };
     let bytes = write_model(&base, "pianist.net.", tensors, &out)?;
     println!(
         "wrote {} ({bytes} bytes) in {:.1} min; log {}, curves {}",

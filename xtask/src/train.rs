@@ -62,6 +62,15 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     }
     cfg.articulated_onsets = args.iter().any(|a| a == "--articulated-onsets");
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
+    // The file written: the v0 tensors, the trained pianist if the shipped file has it, and this
+    // network. Loaded before training, so that a file that cannot be read stops the command now
+    // rather than after the training (whose result would be lost).
+    let shipped = root.join(SHIPPED);
+    let base = if shipped.exists() {
+        Model::from_file(&shipped).with_context(|| format!("loading {} (the base of the file to write)", shipped.display()))?
+    } else {
+        Model::from_bytes(&Model::serialize("hummingface-v0", &hummingface_runtime::v0::build_tensors())?)?
+    };
     let run_dir = root.join("runs/train-listener").join(format!("seed{}-hops{}", cfg.seed, cfg.detection_hops));
     std::fs::create_dir_all(&run_dir)?;
     println!(
@@ -113,10 +122,6 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     bar.finish();
     let png = run_dir.join("curves.png");
     plot_curves(&rows, &png)?;
-    // The shipped file: the v0 tensors, the trained pianist if the shipped file has it, and
-    // this network.
-    let shipped = root.join(SHIPPED);
-    let base = if shipped.exists() { Model::from_file(&shipped)? } else { Model::from_bytes(&Model::serialize("hummingface-v0", &hummingface_runtime::v0::build_tensors())?)? };
     let bytes = crate::pianist::write_model(&base, "listener.net.", tensors, &out)?;
     println!(
         "wrote {} ({} bytes) in {:.1} min; log {}, curves {}",

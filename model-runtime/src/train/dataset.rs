@@ -106,18 +106,8 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
         proj.project(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins], &mut feats[k * N_FEATURES..(k + 1) * N_FEATURES]);
     }
     let f0 = (0..frames).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
-    let hops_of = |onsets: &mut dyn Iterator<Item = f32>| {
-        let mut v = vec![false; frames];
-        for s in onsets {
-            let j = (s * clip.sample_rate) as usize / t.hop;
-            if j < frames {
-                v[j] = true;
-            }
-        }
-        v
-    };
-    let onset = hops_of(&mut clip.notes.iter().map(|n| n.0));
-    let onset_articulated = hops_of(&mut articulated_onsets(clip));
+    let onset = onset_hops(clip.notes.iter().map(|n| n.0), clip.sample_rate, t.hop, frames);
+    let onset_articulated = onset_hops(articulated_onsets(clip), clip.sample_rate, t.hop, frames);
     let mut transition = vec![false; frames];
     for n in &clip.sung {
         let (a, b) = (n.start_s, n.start_s + TRANSITION_S.max(n.glide_s));
@@ -143,6 +133,18 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
 /// Onsets (seconds) of the clip's notes that start a new syllable (every note but slurs).
 pub fn articulated_onsets(clip: &Clip) -> impl Iterator<Item = f32> + '_ {
     clip.sung.iter().filter(|n| n.onset != Onset::Slur).map(|n| n.start_s)
+}
+
+/// Per hop (`frames` hops of `hop` samples): whether one of `onsets` (seconds) falls inside it.
+pub fn onset_hops(onsets: impl Iterator<Item = f32>, sample_rate: f32, hop: usize, frames: usize) -> Vec<bool> {
+    let mut v = vec![false; frames];
+    for s in onsets {
+        let j = (s * sample_rate) as usize / hop;
+        if j < frames {
+            v[j] = true;
+        }
+    }
+    v
 }
 
 /// `count` examples with seeds `first..first + count`, made in parallel.

@@ -197,7 +197,9 @@ fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &T
     if oracle == Oracle::default() {
         return;
     }
-    let hop_s = t.hop_seconds();
+    // The onset target the listener is trained on: an articulated note starts in this hop or
+    // the one before.
+    let onsets = super::dataset::onset_hops(super::dataset::articulated_onsets(clip), clip.sample_rate, t.hop, frames.len());
     for (k, f) in frames.iter_mut().enumerate() {
         let Some(j) = k.checked_sub(delay_hops) else { continue };
         let r = clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN);
@@ -208,8 +210,8 @@ fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &T
             f.pitch_midi = r;
         }
         if oracle.onset {
-            let (a, b) = ((j as f32 - 1.0) * hop_s, (j + 1) as f32 * hop_s);
-            f.flux = if super::dataset::articulated_onsets(clip).any(|on| on >= a && on < b) { 1.0 } else { 0.0 };
+            let on = j < onsets.len() && (onsets[j] || (j > 0 && onsets[j - 1]));
+            f.flux = if on { 1.0 } else { 0.0 };
         }
     }
 }

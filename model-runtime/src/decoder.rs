@@ -28,7 +28,9 @@
 //!   the real clips; a sung octave leap starts up to 27 ms later.
 //! - **Lead level**: a note starts only within [`LEAD_GATE_DB`] of the loudest level the notes
 //!   so far reached (falling [`LEAD_FALL_DB_PER_S`]): background singers and noise in the rests
-//!   are quieter than the lead voice.
+//!   are quieter than the lead voice. A level counts once a sounding note has held it for
+//!   [`LEAD_HOLD`] frames, and never above full scale: a 10 ms burst of 1e30 samples once raised
+//!   the lead level by 600 dB and gated every later note.
 
 use crate::controls::Controls;
 use crate::tracker::{FramePosterior, TrackEvent, Voicing};
@@ -72,6 +74,12 @@ const OCTAVE_MEMORY: u64 = 40;
 const LEAD_GATE_DB: f32 = 15.0;
 /// How fast the remembered lead level falls, dB per second.
 const LEAD_FALL_DB_PER_S: f32 = 3.0;
+/// Frames a level must hold before it raises the lead level (about 43 ms: a click or a burst of
+/// bad samples is shorter).
+const LEAD_HOLD: u64 = 8;
+/// The lead level never rises above full scale (a burst of huge samples would otherwise gate
+/// every note after it for minutes).
+const LEAD_CEILING_DB: f32 = 0.0;
 /// Ring of pitch history (must exceed `CHANGE_FRAMES` and `RECENT + 1`).
 const RING: usize = 16;
 
@@ -89,6 +97,8 @@ pub struct NoteDecoder {
     voicing: Voicing,
     /// Pitch of the last [`RING`] frames (NaN where unvoiced), indexed by `frame % RING`.
     ring: [f32; RING],
+    /// Level (dBFS) of the last [`RING`] frames where a note sounded voiced, −∞ elsewhere.
+    levels: [f32; RING],
     frames: u64,
     state: State,
     unvoiced: u32,
@@ -110,11 +120,12 @@ pub struct NoteDecoder {
 
 impl NoteDecoder {
     pub fn new(hop_s: f32, voicing: Voicing) -> Self {
-        const { assert!(RING as u64 > CHANGE_FRAMES && RING as u64 > RECENT + 1 && RING as u64 >= OCTAVE_FRAMES) };
+        const { assert!(RING as u64 > CHANGE_FRAMES && RING as u64 > RECENT + 1 && RING as u64 >= OCTAVE_FRAMES && RING as u64 >= LEAD_HOLD) };
         NoteDecoder {
             hop_s,
             voicing,
             ring: [f32::NAN; RING],
+            levels: [f32::NEG_INFINITY; RING],
             frames: 0,
             state: State::Idle,
             unvoiced: 0,
@@ -244,8 +255,12 @@ impl NoteDecoder {
         };
         let min_frames = (c.min_note_ms / 1000.0 / self.hop_s).ceil() as u64;
         self.lead_db -= LEAD_FALL_DB_PER_S * self.hop_s;
-        if matches!(self.state, State::Sounding { .. }) && voiced {
-            self.lead_db = self.lead_db.max(post.level_db);
+        let sounding = matches!(self.state, State::Sounding { .. }) && voiced;
+        self.levels[(k % RING as u64) as usize] = if sounding { post.level_db.min(LEAD_CEILING_DB) } else { f32::NEG_INFINITY };
+        if sounding && k + 1 >= LEAD_HOLD {
+            // The level the note held over its last LEAD_HOLD frames.
+            let held = (k + 1 - LEAD_HOLD..=k).map(|f| self.levels[(f % RING as u64) as usize]).fold(f32::INFINITY, f32::min);
+            self.lead_db = self.lead_db.max(held);
         }
         // Background voices and tails far below the lead voice start nothing.
         let loud_enough = post.level_db > self.lead_db - LEAD_GATE_DB;
@@ -385,6 +400,18 @@ mod rules {
         // The same quiet voice with no lead before it is the lead: it plays.
         let alone = notes(&[(67.0, 60, -40.0)]);
         assert_eq!(alone.iter().map(|n| n.1).collect::<Vec<_>>(), vec![67]);
+    }
+
+    #[test]
+    fn a_burst_of_huge_samples_does_not_gate_the_notes_after_it() {
+        // A held note at −20 dBFS, two frames of a burst at +600 dB (1e30 samples) inside it, a
+        // rest and the next note at −25 dBFS: it plays (the burst is shorter than LEAD_HOLD, and
+        // no level above full scale counts).
+        let got = notes(&[(60.0, 40, -20.0), (60.0, 2, 600.0), (60.0, 40, -20.0), (f32::NAN, 20, -90.0), (62.0, 60, -25.0)]);
+        assert_eq!(got.iter().map(|n| n.1).collect::<Vec<_>>(), vec![60, 62], "{got:?}");
+        // Held full-scale clipping counts only up to 0 dBFS: a note 14 dB under it still plays.
+        let clipped = notes(&[(60.0, 40, 6.0), (f32::NAN, 20, -90.0), (62.0, 60, -14.0)]);
+        assert_eq!(clipped.iter().map(|n| n.1).collect::<Vec<_>>(), vec![60, 62], "{clipped:?}");
     }
 }
 

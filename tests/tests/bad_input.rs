@@ -7,6 +7,9 @@
 //! render of the same input without the burst (all but the
 //! pianist's noise, 47 dB under the signal).
 //!
+//! The bursts are checked with both settings of the `listener` parameter (classic and the
+//! trained network, whose note decoder remembers the lead voice's level).
+//!
 //! The engine-level burst check (`model-runtime/tests/engine.rs`) covers the engine alone; this
 //! adds the plugin's mixer, the dry path and the other signals.
 
@@ -37,12 +40,26 @@ struct Render {
 /// Renders `input` (mono, on both channels) through a fresh offline stereo instance with the
 /// given mix (1 = piano only, the default) in blocks of [`BLOCK`].
 fn render(input: &[f32], mix: f32) -> Render {
+    render_with(input, mix, Listener::Classic)
+}
+
+/// The plugin's `listener` parameter (set before activation, where it is read).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Listener {
+    Classic,
+    Network,
+}
+
+/// [`render`] with the given listener.
+fn render_with(input: &[f32], mix: f32, listener: Listener) -> Render {
     let mut host = InProcessHost::new(2, SR as f32, BLOCK as u32, true);
     let params = host.params();
     for (id, p, _) in all_params(&params) {
-        if id == "mix" {
-            // SAFETY: `params` is alive.
-            unsafe { set_normalized(&p, mix) };
+        // SAFETY: `params` is alive.
+        match id.as_str() {
+            "mix" => unsafe { set_normalized(&p, mix) },
+            "listener" => unsafe { set_normalized(&p, if listener == Listener::Network { 1.0 } else { 0.0 }) },
+            _ => {}
         }
     }
     assert!(host.activate());
@@ -81,7 +98,22 @@ fn s(t: f64) -> usize {
 #[test]
 fn nan_inf_and_huge_bursts_recover_within_100_ms() {
     let clean = two_notes();
-    let reference = render(&clean, 1.0);
+    let classic = render(&clean, 1.0);
+    // Both listeners: the trained one's note decoder remembers the lead voice's level (a burst
+    // of 1e30 once gated every later note), so it is checked here as well.
+    let network = render_with(&clean, 1.0, Listener::Network);
+    let on = |r: &Render| r.notes.iter().filter(|n| n.2).map(|n| (n.0, n.1)).collect::<Vec<_>>();
+    eprintln!("note-ons: classic {:?}, network {:?}", on(&classic), on(&network));
+    assert_eq!(on(&network).iter().map(|n| n.1).collect::<Vec<_>>(), vec![57, 62], "the network listener plays A3 then D4");
+    assert_ne!(on(&classic), on(&network), "the listener parameter changed nothing");
+    for (listener, reference) in [(Listener::Classic, classic), (Listener::Network, network)] {
+        bursts_recover(&clean, &reference, listener);
+    }
+}
+
+/// The bursts of [`nan_inf_and_huge_bursts_recover_within_100_ms`] with one listener.
+fn bursts_recover(clean: &[f32], reference: &Render, listener: Listener) {
+    let render = |input: &[f32], mix: f32| render_with(input, mix, listener);
     finite_and_bounded(&reference.out, 4.0, "reference");
     let lat = reference.latency;
     // The burst: 10 ms at 1.0 s, inside the held A3.
@@ -95,7 +127,9 @@ fn nan_inf_and_huge_bursts_recover_within_100_ms() {
         ("f32::MAX", |_| f32::MAX),
     ];
     for (what, value) in bursts {
-        let mut input = clean.clone();
+        let what = format!("{listener:?}, {what}");
+        let what = what.as_str();
+        let mut input = clean.to_vec();
         for (i, x) in input[b0..b1].iter_mut().enumerate() {
             *x = value(i);
         }
@@ -141,7 +175,7 @@ fn nan_inf_and_huge_bursts_recover_within_100_ms() {
     // With the dry vocal mixed in (50 %), the bad samples never reach the output: the mixer
     // replaces non-finite input by silence (huge finite input passes the dry path as it is).
     for (what, v) in [("NaN", f32::NAN), ("+Inf", f32::INFINITY), ("-Inf", f32::NEG_INFINITY)] {
-        let mut input = clean.clone();
+        let mut input = clean.to_vec();
         input[b0..b1].fill(v);
         let got = render(&input, 0.5);
         finite_and_bounded(&got.out, 4.0, &format!("{what}, mix 50 %"));

@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hummingface_runtime::generator::ListenerKind;
 use hummingface_runtime::{DeviceChoice, EngineConfig, Model, ProcessMode as EngineMode};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
@@ -40,6 +41,8 @@ struct ActiveSetup {
     mode: EngineMode,
     /// Compute device asked for by the `device` parameter.
     device: DeviceChoice,
+    /// Listener asked for by the `listener` parameter.
+    listener: ListenerKind,
     /// Output channel count of the chosen layout.
     channels: usize,
     /// The model file asked for (`None`: the built-in model), see [`model_request`].
@@ -247,6 +250,7 @@ impl Plugin for HummingFace {
             max_block,
             mode: Self::engine_mode(buffer_config.process_mode),
             device: self.params.device.value().choice(),
+            listener: self.params.listener.value().kind(),
             channels: audio_io_layout
                 .main_output_channels
                 .map_or(1, NonZeroU32::get) as usize,
@@ -283,7 +287,13 @@ impl Plugin for HummingFace {
                 }
             }
         };
-        let model = choice.model.clone();
+        let model = if choice.model.listener() == setup.listener {
+            choice.model.clone()
+        } else {
+            Arc::new((*choice.model).clone().with_listener(setup.listener))
+        };
+        // What runs: a model file without the trained listener runs the classic one.
+        let model_listener = model.listener();
         let cfg = EngineConfig {
             sample_rate: setup.sample_rate,
             max_block: setup.max_block,
@@ -301,7 +311,11 @@ impl Plugin for HummingFace {
                     sample_rate: setup.sample_rate,
                     hop: engine.timing().hop,
                     offline: setup.mode == EngineMode::Offline,
-                    model: choice.describe(),
+                    model: format!(
+                        "{}, {} listener",
+                        choice.describe(),
+                        if model_listener == ListenerKind::Trained { "network" } else { "classic" }
+                    ),
                     model_note: choice.fallback.clone(),
                 }));
                 context.set_latency_samples(processor.latency_samples());

@@ -407,7 +407,7 @@ fn render(args: RenderArgs) -> Result<()> {
         }
         Arc::new((*model).clone().with_listener(hummingface_runtime::generator::ListenerKind::Trained))
     } else {
-        model
+        Arc::new((*model).clone().with_listener(hummingface_runtime::generator::ListenerKind::V0))
     };
     let sample_rate = audio.sample_rate as f32;
 

@@ -29,7 +29,7 @@ pub fn train_cmd(root: &Path, args: &[String]) -> Result<()> {
         Some("listener") => train_listener(root, &args[1..]),
         Some("listener-curve") => listener_curve(root, &args[1..]),
         Some("pianist") => crate::pianist::train_pianist(root, &args[1..]),
-        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
+        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--steep-hums] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
     }
 }
 
@@ -61,6 +61,7 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
         cfg.transition_weight = v;
     }
     cfg.articulated_onsets = args.iter().any(|a| a == "--articulated-onsets");
+    cfg.steep_hums = args.iter().any(|a| a == "--steep-hums");
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
     // The file written: the v0 tensors, the trained pianist if the shipped file has it, and this
     // network. Loaded before training, so that a file that cannot be read stops the command now
@@ -71,7 +72,7 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     } else {
         Model::from_bytes(&Model::serialize("hummingface-v0", &hummingface_runtime::v0::build_tensors())?)?
     };
-    let run_dir = root.join("runs/train-listener").join(format!("seed{}-hops{}", cfg.seed, cfg.detection_hops));
+    let run_dir = root.join("runs/train-listener").join(format!("seed{}-hops{}{}", cfg.seed, cfg.detection_hops, if cfg.steep_hums { "-steep-hums" } else { "" }));
     std::fs::create_dir_all(&run_dir)?;
     println!(
         "training the listener: {} clips, {} steps of {} frames, seed {}, detection {} hops, {} parameters",

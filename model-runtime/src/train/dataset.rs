@@ -52,6 +52,18 @@ pub fn make_clip(seed: u64, split: Split) -> (Clip, Option<Voice>, AugmentLog) {
 
 /// [`make_clip`] with the augmentation's strength (0: only a level change).
 pub fn make_clip_with(seed: u64, split: Split, strength: f32) -> (Clip, Option<Voice>, AugmentLog) {
+    make_clip_full(seed, split, strength, false)
+}
+
+/// Source slope of the hums in training clips made with `steep_hums` (harmonic `h` at `h^-tilt`:
+/// 2 puts the second harmonic 12 dB under the fundamental, 6 puts it 36 dB under, nearly a sine;
+/// a closed-mouth hum is close to that, while the phrases' own slopes stop at 1.9).
+pub const STEEP_HUM_TILT: (f32, f32) = (2.0, 6.0);
+
+/// [`make_clip_with`], and with `steep_hums` every hummed phrase sung with a source slope drawn
+/// from [`STEEP_HUM_TILT`] (from a generator of its own: everything else about the clip is the
+/// same).
+pub fn make_clip_full(seed: u64, split: Split, strength: f32, steep_hums: bool) -> (Clip, Option<Voice>, AugmentLog) {
     let salt = match split {
         Split::Train => 0x7261_696e_u64,
         Split::Heldout => 0x6865_6c64_u64 << 20,
@@ -66,7 +78,10 @@ pub fn make_clip_with(seed: u64, split: Split, strength: f32) -> (Clip, Option<V
         (render_negative(&mut r, sr, total_s), None)
     } else {
         let voice = r.pick(&[Voice::Male, Voice::Female, Voice::Child]);
-        let (p, notes) = random_phrase(&mut r, voice, total_s);
+        let (mut p, notes) = random_phrase(&mut r, voice, total_s);
+        if steep_hums && p.hummed {
+            p.tilt = Rand::new(seed ^ 0x6875_6d73).range(STEEP_HUM_TILT.0, STEEP_HUM_TILT.1);
+        }
         (render_phrase(&mut r, &p, &notes, sr, total_s), Some(voice))
     };
     let log = augment(&mut clip, &mut r, strength);
@@ -147,13 +162,14 @@ pub fn onset_hops(onsets: impl Iterator<Item = f32>, sample_rate: f32, hop: usiz
     v
 }
 
-/// `count` examples with seeds `first..first + count`, made in parallel.
-pub fn make_examples(first: u64, count: usize, split: Split) -> Vec<Example> {
+/// `count` examples with seeds `first..first + count`, made in parallel (`steep_hums`: see
+/// [`make_clip_full`]).
+pub fn make_examples(first: u64, count: usize, split: Split, steep_hums: bool) -> Vec<Example> {
     (0..count as u64)
         .into_par_iter()
         .map(|i| {
             let seed = first + i;
-            let (clip, voice, log) = make_clip(seed, split);
+            let (clip, voice, log) = make_clip_full(seed, split, 1.0, steep_hums);
             featurize(seed, &clip, voice, log)
         })
         .collect()

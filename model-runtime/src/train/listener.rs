@@ -38,6 +38,9 @@ pub struct TrainConfig {
     /// Pitch-loss weight of voiced frames in a transition (a note's first 60 ms or its glide),
     /// relative to 1 elsewhere.
     pub transition_weight: f32,
+    /// Hummed training phrases sung with a much steeper source slope (nearly sinusoidal hums;
+    /// see [`super::dataset::make_clip_full`]).
+    pub steep_hums: bool,
 }
 
 impl Default for TrainConfig {
@@ -53,6 +56,7 @@ impl Default for TrainConfig {
             log_every: 250,
             articulated_onsets: false,
             transition_weight: 1.0,
+            steep_hums: false,
         }
     }
 }
@@ -244,9 +248,9 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
     let d = cfg.detection_hops;
     assert!(d < HISTORY, "detection hops must be inside the context");
     progress(Progress::Data { done: 0, total: cfg.clips + cfg.val_clips });
-    let train_set = make_examples(cfg.seed * 1_000_000, cfg.clips, Split::Train);
+    let train_set = make_examples(cfg.seed * 1_000_000, cfg.clips, Split::Train, cfg.steep_hums);
     progress(Progress::Data { done: cfg.clips, total: cfg.clips + cfg.val_clips });
-    let val_set = make_examples(cfg.seed * 1_000_000 + 500_000, cfg.val_clips, Split::Heldout);
+    let val_set = make_examples(cfg.seed * 1_000_000 + 500_000, cfg.val_clips, Split::Heldout, false);
     progress(Progress::Data { done: cfg.clips + cfg.val_clips, total: cfg.clips + cfg.val_clips });
     // Every frame whose label hop exists.
     let all: Vec<(usize, usize)> = train_set.iter().enumerate().flat_map(|(e, ex)| (d..ex.frames).map(move |t| (e, t))).collect();

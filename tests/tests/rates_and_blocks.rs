@@ -6,6 +6,7 @@
 
 use assert_no_alloc::{assert_no_alloc, AllocDisabler};
 use hummingface::processor::Processor;
+use hummingface_runtime::generator::ListenerKind;
 use hummingface_runtime::*;
 
 #[global_allocator]
@@ -109,5 +110,20 @@ fn latency_is_exact_at_every_rate() {
         let err = half as i64 - onset as i64;
         assert!(err.abs() <= hop, "{sr} Hz: piano attack {err} samples from the sung onset (hop {hop})");
         assert_eq!(res.notes.iter().map(|n| n.note).collect::<Vec<_>>(), vec![64], "{sr} Hz notes");
+
+        // The trained listener (the plugin's Network setting): its note decoder starts a note
+        // once three voiced frames agree, two hops after the first (BENCHMARKS.md, "Why v0 is
+        // still the default"), so its attack lands two hops after v0's.
+        let trained = std::sync::Arc::new((*Model::embedded()).clone().with_listener(ListenerKind::Trained));
+        let res = render_offline(&[sung(sr, 0.9, t0, 0.002)], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, trained, &mut |_| {})
+            .unwrap();
+        assert_eq!(res.latency_samples as usize, lat, "{sr} Hz: the listener changes the latency");
+        let out = &res.channels[0];
+        let peak = out[onset..onset + span].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let half = onset + out[onset..].iter().position(|v| v.abs() >= 0.5 * peak).unwrap();
+        let late = half as i64 - onset as i64;
+        eprintln!("{sr} Hz: piano attack from the sung onset: v0 {err}, trained {late} samples (hop {hop})");
+        assert!((late - 2 * hop).abs() <= hop, "{sr} Hz, trained listener: piano attack {late} samples from the sung onset (hop {hop})");
+        assert_eq!(res.notes.iter().map(|n| n.note).collect::<Vec<_>>(), vec![64], "{sr} Hz notes, trained listener");
     }
 }

@@ -14,12 +14,16 @@
 //!   mid-way) makes a step as large as the signal itself. The test shows that this check catches
 //!   such a cut before relying on it.
 //!
+//! Both checks run with each listener (the plugin's `listener` parameter: v0 and the trained
+//! network, whose worker is slower per hop).
+//!
 //! Timings are printed, not asserted (apart from the 50 ms bound, a correctness check).
 
 use std::time::{Duration, Instant};
 
 use assert_no_alloc::{assert_no_alloc, AllocDisabler};
 use hummingface::processor::Processor;
+use hummingface_runtime::generator::ListenerKind;
 use hummingface_runtime::*;
 use hummingface_tests::{rms, sung_melody};
 
@@ -33,9 +37,10 @@ const WIN: usize = 64;
 /// A process call this long means the audio thread waited for the worker.
 const BLOCKING: Duration = Duration::from_millis(50);
 
-fn processor(mode: ProcessMode) -> Processor {
+fn processor(mode: ProcessMode, listener: ListenerKind) -> Processor {
     let cfg = EngineConfig { sample_rate: SR as f32, max_block: BLOCK, mode, device: DeviceChoice::Cpu };
-    let mut p = Processor::new(cfg, 1, Model::embedded()).expect("engine starts on the CPU");
+    let model = std::sync::Arc::new((*Model::embedded()).clone().with_listener(listener));
+    let mut p = Processor::new(cfg, 1, model).expect("engine starts on the CPU");
     p.reset();
     p
 }
@@ -46,8 +51,8 @@ fn melody() -> Vec<f32> {
 }
 
 /// Offline render (piano only) of `audio`; and its latency.
-fn reference(audio: &[f32]) -> (Vec<f32>, usize) {
-    let mut p = processor(ProcessMode::Offline);
+fn reference(audio: &[f32], listener: ListenerKind) -> (Vec<f32>, usize) {
+    let mut p = processor(ProcessMode::Offline, listener);
     let mut out = audio.to_vec();
     for chunk in out.chunks_mut(BLOCK) {
         p.process(&mut [chunk], &Controls::default(), 1.0, 0.0);
@@ -69,8 +74,8 @@ struct Run {
 
 /// Real-time run of `audio` paced like a device; `delay_at(t)` is the worker's extra sleep per
 /// frame (µs) from input time `t` (seconds) on.
-fn paced(audio: &[f32], delay_at: impl Fn(f64) -> u32) -> Run {
-    let mut p = processor(ProcessMode::Realtime);
+fn paced(audio: &[f32], listener: ListenerKind, delay_at: impl Fn(f64) -> u32) -> Run {
+    let mut p = processor(ProcessMode::Realtime, listener);
     let stats = p.engine().stats();
     let mut out = audio.to_vec();
     let mut max_call = Duration::ZERO;
@@ -134,15 +139,26 @@ fn aligned<'a>(run: &'a Run, reference: &'a [f32], ref_latency: usize) -> (&'a [
     (&run.out[d..], &reference[..n])
 }
 
+/// Both listeners (the plugin's `listener` parameter): the worker's pace differs, the fading
+/// must not.
+const LISTENERS: [ListenerKind; 2] = [ListenerKind::V0, ListenerKind::Trained];
+
 #[test]
 fn intermittent_starvation_is_counted_faded_and_click_free() {
+    for listener in LISTENERS {
+        intermittent_starvation(listener);
+    }
+}
+
+fn intermittent_starvation(listener: ListenerKind) {
+    eprintln!("listener {listener:?}");
     let audio = melody();
-    let (reference, ref_latency) = reference(&audio);
+    let (reference, ref_latency) = reference(&audio, listener);
     let hop_us = (Timing::new(SR as f32, BLOCK, ProcessMode::Realtime).hop as f64 * 1e6 / SR as f64) as u32;
     // Twice: worker three times slower than real time during 0.5–0.8 s (inside A3) and
     // 2.0–2.4 s (inside C4).
     let starved = |t: f64| (0.5..0.8).contains(&t) || (2.0..2.4).contains(&t);
-    let run = paced(&audio, |t| if starved(t) { 3 * hop_us } else { 0 });
+    let run = paced(&audio, listener, |t| if starved(t) { 3 * hop_us } else { 0 });
     let (out, refr) = aligned(&run, &reference, ref_latency);
     let starved_hops = ((0.3 + 0.4) * SR as f64 / (hop_us as f64 * 1e-6 * SR as f64)) as u64;
     eprintln!(
@@ -161,10 +177,13 @@ fn intermittent_starvation_is_counted_faded_and_click_free() {
     assert!(run.late_frames >= starved_hops / 2, "{} late frames counted for {starved_hops} starved hops", run.late_frames);
 
     // The detector catches a click: the reference cut to silence in the middle of a hop while
-    // A3 sounds (0.6 s) steps far beyond the allowance.
+    // A3 sounds (0.6 s) steps far beyond the allowance. The cut starts and ends on the largest
+    // sample of a 10 ms stretch (a cut that happens to fall on a zero crossing is no click).
     let mut cut = refr.to_vec();
-    let at = (0.6 * SR as f64) as usize + 37;
-    cut[at..at + 2048].iter_mut().for_each(|x| *x = 0.0);
+    let loudest = |from: usize| (from..from + 480).max_by(|&i, &j| refr[i].abs().total_cmp(&refr[j].abs())).unwrap();
+    let at = loudest((0.6 * SR as f64) as usize);
+    let end = loudest(at + 2048);
+    cut[at..end].iter_mut().for_each(|x| *x = 0.0);
     assert!(!clicks(&cut, refr).is_empty(), "the click detector misses a hard cut");
 
     // Faded: somewhere in each starved stretch the piano fell to silence while the reference
@@ -193,10 +212,17 @@ fn intermittent_starvation_is_counted_faded_and_click_free() {
 
 #[test]
 fn stalled_worker_never_blocks_the_audio_thread() {
+    for listener in LISTENERS {
+        stalled_worker(listener);
+    }
+}
+
+fn stalled_worker(listener: ListenerKind) {
+    eprintln!("listener {listener:?}");
     // A3 from 0.2 s; from 0.6 s on the worker sleeps 200 ms per frame (a stall).
     let audio = hummingface_tests::sung_note(57.0, 0.2, 1.4, 1.6, SR);
-    let (reference, ref_latency) = reference(&audio);
-    let run = paced(&audio, |t| if t >= 0.6 { 200_000 } else { 0 });
+    let (reference, ref_latency) = reference(&audio, listener);
+    let run = paced(&audio, listener, |t| if t >= 0.6 { 200_000 } else { 0 });
     let (out, refr) = aligned(&run, &reference, ref_latency);
     let hop = Timing::new(SR as f32, BLOCK, ProcessMode::Realtime).hop;
     let stalled_hops = ((1.6 - 0.6) * SR as f64) as u64 / hop as u64;

@@ -22,7 +22,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   gen-weights                      write assets/hummingface-v0.safetensors (v0 generator)
   demo-vocal                       write assets/demo-vocal.wav (formant-sung phrase)
   eval [N] [--trained]             note accuracy of the generator (v0 or trained listener) on N sung melodies
-  eval listener [N]                v0, YIN and the trained listener on N held-out synthetic clips
+  eval listener [N] [--from K]     v0, YIN and the trained listener on N held-out synthetic clips (from clip K)
   eval listener-dump [N] [--clean] per-clip listener frames, tracker notes and ground truth (runs/dump*/)
   eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
   eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)

@@ -251,9 +251,10 @@ pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, o
     Ok(s)
 }
 
-/// Scores per listener (in `which` order), overall and per voice, on `n` held-out clips.
-pub fn evaluate(which: &[Which], model: Arc<Model>, n: usize, strength: f32, oracle: Oracle, verbose: bool) -> candle_core::Result<Vec<(Scores, [Scores; 3])>> {
-    let per_clip: Vec<candle_core::Result<(Option<Voice>, Vec<Scores>)>> = (0..n as u64)
+/// Scores per listener (in `which` order), overall and per voice, on `n` held-out clips from
+/// clip `first` on (seeds `HELDOUT_FIRST_SEED + first ..`).
+pub fn evaluate(which: &[Which], model: Arc<Model>, first: u64, n: usize, strength: f32, oracle: Oracle, verbose: bool) -> candle_core::Result<Vec<(Scores, [Scores; 3])>> {
+    let per_clip: Vec<candle_core::Result<(Option<Voice>, Vec<Scores>)>> = (first..first + n as u64)
         .into_par_iter()
         .map(|i| {
             let (clip, voice, log) = make_clip_with(HELDOUT_FIRST_SEED + i, Split::Heldout, strength);

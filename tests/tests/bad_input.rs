@@ -14,6 +14,8 @@
 //! adds the plugin's mixer, the dry path and the other signals.
 
 use assert_no_alloc::AllocDisabler;
+use hummingface::params::ListenerParam;
+use nice_plug::prelude::Enum;
 use hummingface_tests::inproc::{all_params, set_normalized, InProcessHost};
 use hummingface_tests::pitch::dominant_fundamental;
 use hummingface_tests::{rms, sung_melody, sung_note};
@@ -40,25 +42,19 @@ struct Render {
 /// Renders `input` (mono, on both channels) through a fresh offline stereo instance with the
 /// given mix (1 = piano only, the default) in blocks of [`BLOCK`].
 fn render(input: &[f32], mix: f32) -> Render {
-    render_with(input, mix, Listener::Classic)
+    render_with(input, mix, ListenerParam::Classic)
 }
 
-/// The plugin's `listener` parameter (set before activation, where it is read).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Listener {
-    Classic,
-    Network,
-}
-
-/// [`render`] with the given listener.
-fn render_with(input: &[f32], mix: f32, listener: Listener) -> Render {
+/// [`render`] with the given value of the plugin's `listener` parameter (set before
+/// activation, where it is read).
+fn render_with(input: &[f32], mix: f32, listener: ListenerParam) -> Render {
     let mut host = InProcessHost::new(2, SR as f32, BLOCK as u32, true);
     let params = host.params();
     for (id, p, _) in all_params(&params) {
         // SAFETY: `params` is alive.
         match id.as_str() {
             "mix" => unsafe { set_normalized(&p, mix) },
-            "listener" => unsafe { set_normalized(&p, if listener == Listener::Network { 1.0 } else { 0.0 }) },
+            "listener" => unsafe { set_normalized(&p, listener.to_index() as f32 / (ListenerParam::variants().len() - 1) as f32) },
             _ => {}
         }
     }
@@ -101,18 +97,18 @@ fn nan_inf_and_huge_bursts_recover_within_100_ms() {
     let classic = render(&clean, 1.0);
     // Both listeners: the trained one's note decoder remembers the lead voice's level (a burst
     // of 1e30 once gated every later note), so it is checked here as well.
-    let network = render_with(&clean, 1.0, Listener::Network);
+    let network = render_with(&clean, 1.0, ListenerParam::Network);
     let on = |r: &Render| r.notes.iter().filter(|n| n.2).map(|n| (n.0, n.1)).collect::<Vec<_>>();
     eprintln!("note-ons: classic {:?}, network {:?}", on(&classic), on(&network));
     assert_eq!(on(&network).iter().map(|n| n.1).collect::<Vec<_>>(), vec![57, 62], "the network listener plays A3 then D4");
     assert_ne!(on(&classic), on(&network), "the listener parameter changed nothing");
-    for (listener, reference) in [(Listener::Classic, classic), (Listener::Network, network)] {
+    for (listener, reference) in [(ListenerParam::Classic, classic), (ListenerParam::Network, network)] {
         bursts_recover(&clean, &reference, listener);
     }
 }
 
 /// The bursts of [`nan_inf_and_huge_bursts_recover_within_100_ms`] with one listener.
-fn bursts_recover(clean: &[f32], reference: &Render, listener: Listener) {
+fn bursts_recover(clean: &[f32], reference: &Render, listener: ListenerParam) {
     let render = |input: &[f32], mix: f32| render_with(input, mix, listener);
     finite_and_bounded(&reference.out, 4.0, "reference");
     let lat = reference.latency;

@@ -393,13 +393,13 @@ impl DeviceParam {
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerParam {
     /// The v0 listener (harmonic summation, hand-set weights): notes start at the reported
-    /// latency on clean attacks; on the held-out noisy set note F1 0.23.
+    /// latency on clean attacks; note F1 0.24 on held-out noisy clips (BENCHMARKS.md).
     #[id = "classic"]
     #[name = "Classic"]
     Classic,
-    /// The trained listener (issue 3) and its note decoder: on the held-out noisy set note F1
-    /// 0.49; its notes start about two hops (10.7 ms) after the reported latency, when the pitch
-    /// has settled.
+    /// The trained listener (issue 3) and its note decoder: note F1 0.44 on held-out noisy clips
+    /// the decoder was not tuned on (BENCHMARKS.md); its notes start about two hops (10.7 ms)
+    /// after the reported latency, when the pitch has settled.
     #[id = "network"]
     #[name = "Network"]
     Network,

@@ -72,7 +72,18 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     } else {
         Model::from_bytes(&Model::serialize("hummingface-v0", &hummingface_runtime::v0::build_tensors())?)?
     };
-    let run_dir = root.join("runs/train-listener").join(format!("seed{}-hops{}{}", cfg.seed, cfg.detection_hops, if cfg.steep_hums { "-steep-hums" } else { "" }));
+    // One folder per recipe: a run with other options does not overwrite the default run's log.
+    let mut run_name = format!("seed{}-hops{}", cfg.seed, cfg.detection_hops);
+    if cfg.articulated_onsets {
+        run_name += "-articulated-onsets";
+    }
+    if cfg.transition_weight != 1.0 {
+        run_name += &format!("-transition-weight{}", cfg.transition_weight);
+    }
+    if cfg.steep_hums {
+        run_name += "-steep-hums";
+    }
+    let run_dir = root.join("runs/train-listener").join(run_name);
     std::fs::create_dir_all(&run_dir)?;
     println!(
         "training the listener: {} clips, {} steps of {} frames, seed {}, detection {} hops, {} parameters",

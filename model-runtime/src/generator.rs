@@ -163,6 +163,7 @@ pub fn posterior(heard: &ListenerFrame, hop_samples: &[f32], prev_energy: &mut f
     let energy: f32 = hop_samples.iter().map(|x| x * x).sum::<f32>() / hop_samples.len().max(1) as f32;
     let post = FramePosterior {
         pitch: heard.pitch_midi,
+        confidence: heard.confidence,
         periodicity: heard.periodicity,
         flux: heard.flux,
         hop_db: 10.0 * (energy + 1e-12).log10(),

@@ -21,6 +21,9 @@ const LOG_GAIN: f64 = 100.0;
 pub struct ListenerFrame {
     /// Best pitch candidate, MIDI (fractional; refined between candidates).
     pub pitch_midi: f32,
+    /// How sure the listener is of that pitch, 0…1 (the trained listener: the share of its pitch
+    /// distribution within a semitone of it); 1 for listeners that do not say.
+    pub confidence: f32,
     /// Harmonic salience of that candidate, ≈0 (noise) … 1 (clean harmonic tone).
     pub periodicity: f32,
     /// Mean positive change of the log features since the previous frame, 0 … 1.
@@ -199,7 +202,7 @@ fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
     let flux = if flux.is_finite() { flux } else { 0.0 };
     if v[1] <= 0.0 {
         // Nothing harmonic (silence): one canonical answer, whatever the ties among the zeros.
-        return ListenerFrame { pitch_midi: candidate_midi(0), periodicity: 0.0, flux };
+        return ListenerFrame { pitch_midi: candidate_midi(0), confidence: 1.0, periodicity: 0.0, flux };
     }
     let mut offset = 0.0;
     if best > 0 && best + 1 < N_CANDIDATES {
@@ -208,7 +211,7 @@ fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
             offset = (0.5 * (v[0] - v[2]) / den).clamp(-0.5, 0.5);
         }
     }
-    ListenerFrame { pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32, periodicity: v[1], flux }
+    ListenerFrame { pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32, confidence: 1.0, periodicity: v[1], flux }
 }
 
 /// Best candidate (the first of equal maxima) with parabolic refinement.

@@ -208,6 +208,27 @@ pub fn decode_pitch(logits: &[f32]) -> f32 {
     candidate_midi(0) + c / CAND_PER_SEMITONE as f32
 }
 
+/// How sure one frame's pitch is: the softmax mass of the candidates within a semitone of the
+/// most likely one (near 1 when one pitch stands out; low when an octave or another voice
+/// competes).
+pub fn pitch_confidence(logits: &[f32]) -> f32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    let (mut near, mut total) = (0.0f32, 0.0f32);
+    for (i, &v) in logits.iter().enumerate() {
+        let w = (v - logits[best]).exp();
+        total += w;
+        if i.abs_diff(best) <= CAND_PER_SEMITONE {
+            near += w;
+        }
+    }
+    near / total.max(1e-30)
+}
+
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -400,7 +421,7 @@ impl ListenerNet {
     }
 
     fn frame_out(logits: &[f32], heads: &[f32]) -> ListenerFrame {
-        ListenerFrame { pitch_midi: decode_pitch(logits), periodicity: sigmoid(heads[0]), flux: sigmoid(heads[1]) }
+        ListenerFrame { pitch_midi: decode_pitch(logits), confidence: pitch_confidence(logits), periodicity: sigmoid(heads[0]), flux: sigmoid(heads[1]) }
     }
 
     /// One frame of `bins` magnitudes.

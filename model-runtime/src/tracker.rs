@@ -33,6 +33,8 @@ const REFRACTORY: u64 = 8;
 pub struct FramePosterior {
     /// Estimated pitch, MIDI.
     pub pitch: f32,
+    /// How sure the listener is of `pitch`, 0…1.
+    pub confidence: f32,
     /// Harmonic salience, 0..1.
     pub periodicity: f32,
     /// Spectral flux, 0..1.

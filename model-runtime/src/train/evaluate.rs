@@ -93,8 +93,8 @@ fn yin_frames(audio: &[f32], t: &Timing) -> Vec<ListenerFrame> {
                 *x = if s >= 0 { audio[s as usize] as f64 } else { 0.0 };
             }
             match yin_midi(&est, &buf) {
-                Some(m) => ListenerFrame { pitch_midi: m, periodicity: 1.0, flux: 0.0 },
-                None => ListenerFrame { pitch_midi: f32::NAN, periodicity: 0.0, flux: 0.0 },
+                Some(m) => ListenerFrame { pitch_midi: m, confidence: 1.0, periodicity: 1.0, flux: 0.0 },
+                None => ListenerFrame { pitch_midi: f32::NAN, confidence: 1.0, periodicity: 0.0, flux: 0.0 },
             }
         })
         .collect()
@@ -208,6 +208,7 @@ fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &T
         }
         if oracle.pitch && r.is_finite() {
             f.pitch_midi = r;
+            f.confidence = 1.0;
         }
         if oracle.onset {
             let on = j < onsets.len() && (onsets[j] || (j > 0 && onsets[j - 1]));

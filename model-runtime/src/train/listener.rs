@@ -345,6 +345,7 @@ mod tests {
         for (k, want) in batched.iter().enumerate() {
             let got = a.step(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins]).unwrap();
             assert!((got.pitch_midi - want.pitch_midi).abs() < 1e-3, "frame {k}: {got:?} vs {want:?}");
+            assert!((got.confidence - want.confidence).abs() < 1e-3, "frame {k}: {got:?} vs {want:?}");
             assert!((got.periodicity - want.periodicity).abs() < 1e-4, "frame {k}: {got:?} vs {want:?}");
             assert!((got.flux - want.flux).abs() < 1e-4, "frame {k}: {got:?} vs {want:?}");
         }

@@ -358,10 +358,12 @@ fn notes_of(audio: &[f32], sr: f32, model: Arc<Model>) -> Result<Vec<(f32, f32, 
 }
 
 /// Octave errors: notes whose pitch is 11–13 (or 23–25) semitones from the median of the
-/// pitch track over the note.
-fn octave_errors(who: &str, notes: &[(f32, f32, f32)], track: &[(f32, f32)]) -> (usize, usize) {
+/// pitch track over the note. Returns (judged, octave errors, other notes more than 1.5
+/// semitones off the track).
+fn octave_errors(who: &str, notes: &[(f32, f32, f32)], track: &[(f32, f32)]) -> (usize, usize, usize) {
     let mut judged = 0;
     let mut errors = 0;
+    let mut off = 0;
     for &(s, e, m) in notes {
         let mut v: Vec<f32> = track.iter().filter(|(t, _)| *t >= s && *t < e.max(s + 0.03)).map(|p| p.1).collect();
         if v.is_empty() {
@@ -374,9 +376,12 @@ fn octave_errors(who: &str, notes: &[(f32, f32, f32)], track: &[(f32, f32)]) -> 
         if (d - 12.0).abs() < 1.0 || (d - 24.0).abs() < 1.0 {
             errors += 1;
             println!("  {who}: octave error, note {m} at {s:.3}–{e:.3} s, YIN median {med:.2} over {} frames", v.len());
+        } else if d > 1.5 {
+            off += 1;
+            println!("  {who}: off the track, note {m} at {s:.3}–{e:.3} s, YIN median {med:.2} over {} frames", v.len());
         }
     }
-    (judged, errors)
+    (judged, errors, off)
 }
 
 /// `cargo xtask eval listener-real`: the shipped (trained) and the v0 listener on the real
@@ -411,12 +416,12 @@ pub fn eval_listener_real(root: &Path) -> Result<()> {
         let track = yin_track(&audio, sr);
         let nt = notes_of(&audio, sr, trained.clone())?;
         let n0 = notes_of(&audio, sr, v0.clone())?;
-        let (j1, e1) = octave_errors("trained", &nt, &track);
-        let (j0, e0) = octave_errors("v0", &n0, &track);
+        let (j1, e1, f1) = octave_errors("trained", &nt, &track);
+        let (j0, e0, f0) = octave_errors("v0", &n0, &track);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dur = audio.len() as f32 / sr;
         println!(
-            "{name}: {dur:.1} s; trained listener {} notes ({e1} octave errors of {j1} judged); v0 {} notes ({e0} octave errors of {j0} judged)",
+            "{name}: {dur:.1} s; trained listener {} notes ({e1} octave errors of {j1} judged, {f1} others over 1.5 semitones off); v0 {} notes ({e0} octave errors of {j0} judged, {f0} others over 1.5 semitones off)",
             nt.len(),
             n0.len()
         );

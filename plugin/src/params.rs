@@ -397,7 +397,7 @@ pub enum ListenerParam {
     #[id = "classic"]
     #[name = "Classic"]
     Classic,
-    /// The trained listener (issue 3) and its note decoder: note F1 0.44 on held-out noisy clips
+    /// The trained listener (issue 3) and its note decoder: note F1 0.45 on held-out noisy clips
     /// the decoder was not tuned on (BENCHMARKS.md); its notes start about two hops (10.7 ms)
     /// after the reported latency, when the pitch has settled.
     #[id = "network"]

@@ -17,7 +17,7 @@ fn main() {
         _ => Model::embedded(),
     };
     let kind = if args.get(2).map(String::as_str) == Some("v0") { ListenerKind::V0 } else { ListenerKind::Trained };
-    let model = Arc::new((*model).clone().with_listener(kind));
+    let model = model.listening_with(kind);
     println!("{} listener, model {}", if model.listener() == ListenerKind::V0 { "v0" } else { "trained" }, model.name());
     let sr = 48000.0f32;
     for tone in ["sine", "hum", "oo"] {

@@ -129,7 +129,12 @@ pub struct NoteDecoder {
 
 impl NoteDecoder {
     pub fn new(hop_s: f32, voicing: Voicing) -> Self {
-        const { assert!(RING as u64 > CHANGE_FRAMES && RING as u64 > RECENT + 1 && RING as u64 >= OCTAVE_FRAMES && RING as u64 >= LEAD_HOLD) };
+        const {
+            assert!(RING as u64 > CHANGE_FRAMES);
+            assert!(RING as u64 > RECENT + 1);
+            assert!(RING as u64 >= OCTAVE_FRAMES);
+            assert!(RING as u64 >= LEAD_HOLD);
+        };
         NoteDecoder {
             hop_s,
             voicing,

@@ -207,6 +207,17 @@ impl Model {
         self
     }
 
+    /// The shared model with listener `kind`: the same `Arc` when it already runs that listener
+    /// (or cannot run another: a file without the trained listener runs v0 either way), else a
+    /// copy of the weights that does.
+    pub fn listening_with(self: &Arc<Model>, kind: crate::generator::ListenerKind) -> Arc<Model> {
+        if self.listener == kind || (kind == crate::generator::ListenerKind::Trained && !self.has_trained_listener()) {
+            self.clone()
+        } else {
+            Arc::new((**self).clone().with_listener(kind))
+        }
+    }
+
     /// The listener the generator runs with these weights.
     pub fn listener(&self) -> crate::generator::ListenerKind {
         if self.has_trained_listener() { self.listener } else { crate::generator::ListenerKind::V0 }

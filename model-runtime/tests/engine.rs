@@ -274,7 +274,7 @@ fn trained_listener_follows_the_demo_phrase() {
     let sr = 44100.0;
     let (notes, total) = singer::demo_phrase();
     let audio = Singer::default().render(&notes, sr, total);
-    let model = std::sync::Arc::new((*Model::embedded()).clone().with_listener(ListenerKind::Trained));
+    let model = Model::embedded().listening_with(ListenerKind::Trained);
     assert_eq!(model.listener(), ListenerKind::Trained);
     let res = render_offline(&[audio], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, model, &mut |_| {}).unwrap();
     let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();

@@ -287,11 +287,7 @@ impl Plugin for HummingFace {
                 }
             }
         };
-        let model = if choice.model.listener() == setup.listener {
-            choice.model.clone()
-        } else {
-            Arc::new((*choice.model).clone().with_listener(setup.listener))
-        };
+        let model = choice.model.listening_with(setup.listener);
         // What runs: a model file without the trained listener runs the classic one.
         let model_listener = model.listener();
         let cfg = EngineConfig {

@@ -39,7 +39,7 @@ const BLOCKING: Duration = Duration::from_millis(50);
 
 fn processor(mode: ProcessMode, listener: ListenerKind) -> Processor {
     let cfg = EngineConfig { sample_rate: SR as f32, max_block: BLOCK, mode, device: DeviceChoice::Cpu };
-    let model = std::sync::Arc::new((*Model::embedded()).clone().with_listener(listener));
+    let model = Model::embedded().listening_with(listener);
     let mut p = Processor::new(cfg, 1, model).expect("engine starts on the CPU");
     p.reset();
     p

@@ -200,7 +200,7 @@ fn eval(n: u64, trained: bool) -> Result<()> {
     use hummingface_runtime::*;
     let sr = 48000.0;
     let kind = if trained { generator::ListenerKind::Trained } else { generator::ListenerKind::V0 };
-    let model = std::sync::Arc::new((*Model::embedded()).clone().with_listener(kind));
+    let model = Model::embedded().listening_with(kind);
     println!("listener: {:?}", model.listener());
     let mut total = NoteScore::default();
     let mut per_voice = [NoteScore::default(), NoteScore::default(), NoteScore::default()];

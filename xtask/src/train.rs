@@ -396,7 +396,7 @@ pub fn eval_listener_real(root: &Path) -> Result<()> {
         .filter(|p| p.extension().is_some_and(|x| x == "wav"))
         .collect();
     clips.sort();
-    let trained = Arc::new((*Model::embedded()).clone().with_listener(hummingface_runtime::generator::ListenerKind::Trained));
+    let trained = Model::embedded().listening_with(hummingface_runtime::generator::ListenerKind::Trained);
     let v0 = Arc::new(Model::from_file(&root.join("assets/hummingface-v0.safetensors"))?);
     let text = register_font();
     let png = root.join("docs/listener-real.png");

@@ -405,9 +405,9 @@ fn render(args: RenderArgs) -> Result<()> {
         if !model.has_trained_listener() {
             anyhow::bail!("this model has no trained listener ({}): use --listener v0", model.name());
         }
-        Arc::new((*model).clone().with_listener(hummingface_runtime::generator::ListenerKind::Trained))
+        model.listening_with(hummingface_runtime::generator::ListenerKind::Trained)
     } else {
-        Arc::new((*model).clone().with_listener(hummingface_runtime::generator::ListenerKind::V0))
+        model.listening_with(hummingface_runtime::generator::ListenerKind::V0)
     };
     let sample_rate = audio.sample_rate as f32;
 

@@ -203,6 +203,13 @@ impl NoteDecoder {
         k + 1 >= OCTAVE_FRAMES && (k + 1 - OCTAVE_FRAMES..=k).all(|f| (self.at(f) - newest).abs() < 0.5)
     }
 
+    /// Whether a note pending since frame `since` may start at frame `k`: its pitch has settled
+    /// and the listener is `sure` of it, or the start has waited [`WAIT_FRAMES`]; and an octave
+    /// from the last note it has held (see [`NoteDecoder::confirmed`]).
+    fn ready(&self, k: u64, since: u64, sure: bool) -> bool {
+        ((self.settled(k) && sure) || k >= since + WAIT_FRAMES) && self.confirmed(k)
+    }
+
     /// Start a note at frame `k` (a new syllable, or a legato change when `legato`).
     fn start(&mut self, k: u64, legato: bool, c: &Controls, velocity: f32, emit: &mut dyn FnMut(TrackEvent)) {
         let (a, b) = (self.at(k.saturating_sub(1)), self.at(k));
@@ -290,7 +297,7 @@ impl NoteDecoder {
                         self.last_onset = Some(k);
                     }
                     self.state = State::Pending { since: k };
-                    if self.settled(k) && sure && loud_enough && self.confirmed(k) {
+                    if self.ready(k, k, sure) && loud_enough {
                         self.start(k, false, c, velocity, emit);
                     }
                 }
@@ -304,7 +311,7 @@ impl NoteDecoder {
                     }
                 } else {
                     self.unvoiced = 0;
-                    if ((self.settled(k) && sure) || k >= since + WAIT_FRAMES) && loud_enough && self.confirmed(k) {
+                    if self.ready(k, since, sure) && loud_enough {
                         self.start(k, false, c, velocity, emit);
                     }
                 }
@@ -326,7 +333,7 @@ impl NoteDecoder {
                     self.last_onset = Some(k);
                     emit(TrackEvent::Off { note });
                     self.state = State::Pending { since: k };
-                    if self.settled(k) && sure && self.confirmed(k) {
+                    if self.ready(k, k, sure) {
                         self.start(k, false, c, velocity, emit);
                     }
                     return;

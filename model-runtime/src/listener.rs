@@ -214,14 +214,20 @@ fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
     ListenerFrame { pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32, confidence: 1.0, periodicity: v[1], flux }
 }
 
-/// Best candidate (the first of equal maxima) with parabolic refinement.
-fn decide(sal: &[f32], flux: f32) -> ListenerFrame {
+/// Index of the largest value, the first of equal maxima (0 for an empty slice).
+pub fn first_max(values: &[f32]) -> usize {
     let mut best = 0;
-    for (i, &v) in sal.iter().enumerate() {
-        if v > sal[best] {
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
             best = i;
         }
     }
+    best
+}
+
+/// Best candidate (the first of equal maxima) with parabolic refinement.
+fn decide(sal: &[f32], flux: f32) -> ListenerFrame {
+    let best = first_max(sal);
     let at = |i: Option<usize>| i.and_then(|i| sal.get(i)).copied().unwrap_or(0.0);
     decide_around(best, [at(best.checked_sub(1)), sal[best], at(Some(best + 1))], flux)
 }

@@ -16,7 +16,7 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::listener::ListenerFrame;
+use crate::listener::{first_max, ListenerFrame};
 use crate::model::{HostTensor, Model};
 use crate::timing::Timing;
 use crate::v0::{candidate_midi, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
@@ -190,12 +190,7 @@ pub fn assemble<'a>(frame: impl Fn(usize) -> &'a [f32], row: &mut [f32], levels:
 /// Pitch (MIDI) from one frame's logits: softmax-weighted mean over ±2 candidates around the
 /// most likely one.
 pub fn decode_pitch(logits: &[f32]) -> f32 {
-    let mut best = 0;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
-            best = i;
-        }
-    }
+    let best = first_max(logits);
     let lo = best.saturating_sub(2);
     let hi = (best + 2).min(logits.len() - 1);
     let (mut num, mut den) = (0.0f32, 0.0f32);
@@ -212,12 +207,7 @@ pub fn decode_pitch(logits: &[f32]) -> f32 {
 /// most likely one (near 1 when one pitch stands out; low when an octave or another voice
 /// competes).
 pub fn pitch_confidence(logits: &[f32]) -> f32 {
-    let mut best = 0;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > logits[best] {
-            best = i;
-        }
-    }
+    let best = first_max(logits);
     let (mut near, mut total) = (0.0f32, 0.0f32);
     for (i, &v) in logits.iter().enumerate() {
         let w = (v - logits[best]).exp();

@@ -12,12 +12,14 @@ prints, for the notes the decoder made (`est`) against the reference notes:
   pitch, on the previous note's pitch, elsewhere);
 - the same against the reference with legato glides starting at their half-way point
   (`--glide-mid`).
+- the score by augmentation condition (noise kind and SNR, room or dry).
 
 usage: python3 tools/listener-note-errors.py runs/dump-clean [--glide-mid]
 """
 import collections
 import glob
 import json
+import re
 import sys
 
 
@@ -42,6 +44,15 @@ def kind(s):
     return k
 
 
+def conditions(augment):
+    """The clip's noise (kind and SNR under or over 15 dB) and room (dry, RT60 under or over 0.6 s)."""
+    noise = re.search(r'noise: Some\(\("(\w+)", ([\d.]+)\)\)', augment)
+    rt60 = re.search(r"rt60: Some\(([\d.]+)\)", augment)
+    n = f"{noise.group(1)} {'<' if float(noise.group(2)) < 15 else '>='} 15 dB SNR" if noise else "no noise"
+    r = ("room, RT60 < 0.6 s" if float(rt60.group(1)) < 0.6 else "room, RT60 >= 0.6 s") if rt60 else "dry"
+    return [n, r]
+
+
 def main():
     d = sys.argv[1]
     glide_mid = "--glide-mid" in sys.argv
@@ -53,12 +64,17 @@ def main():
     R = E = M = MM = 0
     glides = reachable = 0
     rcat, ecat, per_kind = collections.Counter(), collections.Counter(), collections.defaultdict(lambda: [0, 0])
+    per_cond = collections.defaultdict(lambda: [0, 0, 0])
     for f in sorted(glob.glob(d + "/clip*.json")):
         c = json.load(open(f))
         sung, est = c["sung"], [tuple(e) for e in c["est"]]
         ref = [((t + s["glide"] / 2) if (glide_mid and s["glide"] > 0) else t, m) for (t, m), s in zip(c["ref"], sung)]
         m = greedy(ref, est)
         R, E, M = R + len(ref), E + len(est), M + len(m)
+        for k in conditions(c["augment"]):
+            per_cond[k][0] += len(ref)
+            per_cond[k][1] += len(est)
+            per_cond[k][2] += len(m)
         if mir_eval and ref and est:
             ri = np.array([[r[0], r[0] + 0.1] for r in ref])
             ei = np.array([[e[0], e[0] + 0.1] for e in est])
@@ -116,6 +132,9 @@ def main():
     print("unmatched estimated notes:")
     for k, v in ecat.most_common():
         print(f"  {v:4d}  {k}")
+    print("note F1 by condition:")
+    for k, (r, e, mm) in sorted(per_cond.items()):
+        print(f"  {k:24s} {2 * mm / max(r + e, 1):.3f}  ({r} reference notes)")
     print("reference notes missed, by how they were sung:")
     for k, (n, miss) in sorted(per_kind.items(), key=lambda x: -x[1][0]):
         print(f"  {k:24s} {miss:4d} of {n:4d}")

@@ -28,6 +28,11 @@
 //!   since the note began, before those frames), or the newest frame is further than
 //!   [`CHANGE_JUMP`]; in both cases the newest frames must have settled. Centre, excursion and
 //!   mean are running sums and extrema over a fixed ring: nothing allocates.
+//! - **Scooped starts**: within [`SCOOP_FRAMES`] of a note's start, a pitch that settles on
+//!   the semitone above the note (more than [`SCOOP_RISE`] above it) changes it there: a scoop
+//!   the listener heard settle a semitone low had started the note there, and a one-semitone
+//!   step is below the legato change's threshold, so the whole note stayed a semitone flat (16 of
+//!   84 scooped notes on clips 0–59 started a semitone low).
 //! - **Octave slips**: a note (start or change) an octave or two from the last note, within
 //!   [`OCTAVE_MEMORY`] frames of it, waits until that pitch has held [`OCTAVE_FRAMES`] frames:
 //!   the listener's brief octave slips at a syllable's edge made 27–64 ms wrong-octave notes on
@@ -68,6 +73,11 @@ const CHANGE_FRAMES: u64 = 12;
 const CHANGE_DEVIATION: f32 = 1.0;
 /// Distance of the newest frame from the centre that changes the note, semitones.
 const CHANGE_JUMP: f32 = 1.4;
+/// Frames after an articulated start during which a pitch settled on the semitone above the
+/// note corrects it (about 64 ms).
+const SCOOP_FRAMES: u64 = 12;
+/// Distance above the note's pitch that corrects a young note to the semitone above, semitones.
+const SCOOP_RISE: f32 = 0.6;
 /// Newest frames left out of the vibrato excursion.
 const RECENT: u64 = 8;
 /// Margin over the vibrato excursion, semitones.
@@ -357,8 +367,11 @@ impl NoteDecoder {
                     threshold = threshold.max(excursion + VIBRATO_MARGIN);
                 }
                 let newest = self.at(k);
+                // A scooped attack that started on the semitone below: the pitch settles one
+                // semitone up within the note's first frames.
+                let scooped = k < start + SCOOP_FRAMES && newest - snapped as f32 > SCOOP_RISE && c.scale.snap(c.key, newest) == snapped + 1;
                 let moved = c.scale.snap(c.key, newest) != snapped
-                    && (((mean - centre).abs() > threshold && c.scale.snap(c.key, mean) != snapped) || (newest - centre).abs() > CHANGE_JUMP);
+                    && (scooped || ((mean - centre).abs() > threshold && c.scale.snap(c.key, mean) != snapped) || (newest - centre).abs() > CHANGE_JUMP);
                 if moved && sure && self.confirmed(k) {
                     self.start(k, true, c, velocity, emit);
                 }
@@ -438,6 +451,19 @@ mod rules {
         // A voice the listener stays unsure of still plays, once the start has waited its longest.
         let unsure = notes_with(&[(f32::NAN, 10, -90.0, 0.0), (50.0, 40, -20.0, 0.5)]);
         assert_eq!(unsure, vec![(10 + WAIT_FRAMES, 50)], "{unsure:?}");
+    }
+
+    #[test]
+    fn a_start_a_semitone_low_is_corrected_but_a_held_note_drifting_up_is_not() {
+        // A scooped attack the listener hears settle 0.8 semitone low for 5 frames before it
+        // reaches the sung E4 (63.9: the singer 10 cents flat): the note starts on 63, then
+        // corrects to 64 (the legato change needs more than a semitone from the note's centre).
+        let scoop = notes(&[(f32::NAN, 10, -90.0), (63.1, 5, -20.0), (63.9, 40, -20.0)]);
+        assert_eq!(scoop.iter().map(|n| n.1).collect::<Vec<_>>(), vec![63, 64], "{scoop:?}");
+        assert!(scoop[1].0 <= 15 + SETTLE_FRAMES as u64, "{scoop:?}");
+        // The same rise after the note's first SCOOP_FRAMES is intonation, not a scoop: one note.
+        let drift = notes(&[(f32::NAN, 10, -90.0), (63.1, 30, -20.0), (63.9, 40, -20.0)]);
+        assert_eq!(drift.iter().map(|n| n.1).collect::<Vec<_>>(), vec![63], "{drift:?}");
     }
 
     #[test]

@@ -73,8 +73,8 @@ const CHANGE_FRAMES: u64 = 12;
 const CHANGE_DEVIATION: f32 = 1.0;
 /// Distance of the newest frame from the centre that changes the note, semitones.
 const CHANGE_JUMP: f32 = 1.4;
-/// Frames after an articulated start during which a pitch settled on the semitone above the
-/// note corrects it (about 64 ms).
+/// Frames after a note's start (a new syllable or a legato change) during which a pitch settled
+/// on the semitone above the note corrects it (about 64 ms).
 const SCOOP_FRAMES: u64 = 12;
 /// Distance above the note's pitch that corrects a young note to the semitone above, semitones.
 const SCOOP_RISE: f32 = 0.6;
@@ -367,10 +367,11 @@ impl NoteDecoder {
                     threshold = threshold.max(excursion + VIBRATO_MARGIN);
                 }
                 let newest = self.at(k);
+                let newest_snapped = c.scale.snap(c.key, newest);
                 // A scooped attack that started on the semitone below: the pitch settles one
                 // semitone up within the note's first frames.
-                let scooped = k < start + SCOOP_FRAMES && newest - snapped as f32 > SCOOP_RISE && c.scale.snap(c.key, newest) == snapped + 1;
-                let moved = c.scale.snap(c.key, newest) != snapped
+                let scooped = k < start + SCOOP_FRAMES && newest - snapped as f32 > SCOOP_RISE && newest_snapped == snapped + 1;
+                let moved = newest_snapped != snapped
                     && (scooped || ((mean - centre).abs() > threshold && c.scale.snap(c.key, mean) != snapped) || (newest - centre).abs() > CHANGE_JUMP);
                 if moved && sure && self.confirmed(k) {
                     self.start(k, true, c, velocity, emit);

@@ -14,7 +14,8 @@ prints, for the notes the decoder made (`est`) against the reference notes:
   (`--glide-mid`).
 - the score by augmentation condition (noise kind and SNR, room or dry).
 
-usage: python3 tools/listener-note-errors.py runs/dump-clean [--glide-mid]
+usage: python3 tools/listener-note-errors.py runs/dump-clean [--glide-mid] [--only CONDITION]
+(--only keeps the clips with a condition that starts with CONDITION, e.g. "room" or "dry")
 """
 import collections
 import glob
@@ -56,6 +57,7 @@ def conditions(augment):
 def main():
     d = sys.argv[1]
     glide_mid = "--glide-mid" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     try:
         import mir_eval
         import numpy as np
@@ -67,6 +69,8 @@ def main():
     per_cond = collections.defaultdict(lambda: [0, 0, 0])
     for f in sorted(glob.glob(d + "/clip*.json")):
         c = json.load(open(f))
+        if only and not any(k.startswith(only) for k in conditions(c["augment"])):
+            continue
         sung, est = c["sung"], [tuple(e) for e in c["est"]]
         ref = [((t + s["glide"] / 2) if (glide_mid and s["glide"] > 0) else t, m) for (t, m), s in zip(c["ref"], sung)]
         m = greedy(ref, est)

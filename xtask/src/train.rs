@@ -83,6 +83,13 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     if cfg.steep_hums {
         run_name += "-steep-hums";
     }
+    let defaults = TrainConfig::default();
+    if cfg.steps != defaults.steps {
+        run_name += &format!("-steps{}", cfg.steps);
+    }
+    if cfg.clips != defaults.clips {
+        run_name += &format!("-clips{}", cfg.clips);
+    }
     let run_dir = root.join("runs/train-listener").join(run_name);
     std::fs::create_dir_all(&run_dir)?;
     println!(

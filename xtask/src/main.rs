@@ -25,6 +25,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   eval listener [N] [--from K]     v0, YIN and the trained listener on N held-out synthetic clips (from clip K)
   eval listener-dump [N] [--clean] per-clip listener frames, tracker notes and ground truth (runs/dump*/)
   eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
+  eval listener-frames FILE [A B]  the trained listener's frames of a recording from A to B s (pitch, confidence, voicing, onset)
   eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)
   train listener [--steps N ...]   train the listener network (writes assets/hummingface-v1.safetensors)
   train listener-curve             reduced trainings at 0-3 hops of lookahead: note F1 vs latency
@@ -72,6 +73,7 @@ fn main() -> Result<()> {
         "eval" if rest.first().map(String::as_str) == Some("listener") => train::eval_listener(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-dump") => train::dump_listener(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root),
+        "eval" if rest.first().map(String::as_str) == Some("listener-frames") => train::listener_frames(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("pianist") => pianist_eval::eval_pianist(&root, &rest[1..]),
         "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24), rest.iter().any(|a| a == "--trained")),
         "train" => train::train_cmd(&root, &rest),

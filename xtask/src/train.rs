@@ -510,3 +510,67 @@ pub fn listener_curve(root: &Path, args: &[String]) -> Result<()> {
     println!("wrote {}", png.display());
     Ok(())
 }
+
+/// `cargo xtask eval listener-frames FILE.wav [FROM_S TO_S] [--model FILE]`: the trained
+/// listener's frames of a recording over a time range (pitch, confidence, voicing, onset, and
+/// the share of the pitch distribution within a semitone of an octave below and above the best
+/// candidate): what the note decoder was given. Each frame's time is the end of the hop it
+/// describes (its detection delay before the newest hop).
+pub fn listener_frames(root: &Path, args: &[String]) -> Result<()> {
+    use hummingface_runtime::listener_net::ListenerNet;
+    use hummingface_runtime::v0::CAND_PER_SEMITONE;
+    use hummingface_runtime::{ProcessMode, Timing};
+    let pos: Vec<&String> = {
+        let mut v = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            if args[i] == "--model" {
+                i += 2;
+                continue;
+            }
+            v.push(&args[i]);
+            i += 1;
+        }
+        v
+    };
+    let path = pos.first().context("usage: cargo xtask eval listener-frames FILE.wav [FROM_S TO_S] [--model FILE]")?;
+    let from: f32 = pos.get(1).map(|s| s.parse()).transpose().context("FROM_S is not a number")?.unwrap_or(0.0);
+    let to: f32 = pos.get(2).map(|s| s.parse()).transpose().context("TO_S is not a number")?.unwrap_or(f32::INFINITY);
+    let model = match flag::<String>(args, "--model")? {
+        Some(m) => Model::from_file(&root.join(m))?,
+        None => Model::from_file(&root.join(SHIPPED))?,
+    };
+    let delay = model.get("listener.net.calib").context("the model has no trained listener")?.data[2] as usize;
+    let mut r = hound::WavReader::open(path.as_str()).with_context(|| format!("reading {path}"))?;
+    let spec = r.spec();
+    let ch = spec.channels as usize;
+    let raw: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => r.samples::<i32>().map(|s| s.map(|v| v as f32 / (1u32 << (spec.bits_per_sample - 1)) as f32)).collect::<Result<_, _>>()?,
+        hound::SampleFormat::Float => r.samples::<f32>().collect::<Result<_, _>>()?,
+    };
+    let audio: Vec<f32> = raw.chunks(ch).map(|c| c.iter().sum::<f32>() / ch as f32).collect();
+    let sr = spec.sample_rate as f32;
+    let t = Timing::new(sr, 512, ProcessMode::Offline);
+    let (mags, frames) = hummingface_runtime::bench::analysis_frames(&audio, &t);
+    let mut net = ListenerNet::new(&model, &t, &candle_core::Device::Cpu)?;
+    let mut logits = Vec::new();
+    let out = net.forward_with_logits(&mags, frames, Some(&mut logits))?;
+    let n = logits.len() / frames.max(1);
+    let octave = 12 * CAND_PER_SEMITONE as isize;
+    println!("time_s  pitch  conf  voicing  onset  octave_below  octave_above");
+    for (k, f) in out.iter().enumerate() {
+        let time = (k + 1).saturating_sub(delay) as f32 * t.hop as f32 / sr;
+        if time < from || time > to {
+            continue;
+        }
+        let l = &logits[k * n..(k + 1) * n];
+        let best = hummingface_runtime::listener::first_max(l) as isize;
+        let max = l[best as usize];
+        let total: f32 = l.iter().map(|v| (v - max).exp()).sum();
+        let share = |c: isize| -> f32 {
+            (c - CAND_PER_SEMITONE as isize..=c + CAND_PER_SEMITONE as isize).filter(|&i| (0..n as isize).contains(&i)).map(|i| (l[i as usize] - max).exp()).sum::<f32>() / total
+        };
+        println!("{time:6.3}  {:5.2}  {:4.2}  {:7.2}  {:5.2}  {:12.3}  {:12.3}", f.pitch_midi, f.confidence, f.periodicity, f.flux, share(best - octave), share(best + octave));
+    }
+    Ok(())
+}

@@ -271,7 +271,7 @@ impl NoteDecoder {
                 self.centre_n += 1;
             }
         }
-        if k > RECENT && k - RECENT - 1 >= self.centre_from {
+        if k > RECENT && k - RECENT > self.centre_from {
             let p = self.at(k - RECENT - 1);
             if !p.is_nan() {
                 self.excursion_min = self.excursion_min.min(p);

@@ -646,7 +646,7 @@ impl Engine {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
-                if spins % 1024 == 0 && start.elapsed() > OFFLINE_WAIT_LIMIT {
+                if spins.is_multiple_of(1024) && start.elapsed() > OFFLINE_WAIT_LIMIT {
                     return false;
                 }
             }

@@ -46,7 +46,7 @@ impl SparseRows {
     pub fn from_dense(m: &[f32], n_in: usize, n_out: usize) -> SparseRows {
         assert_eq!(m.len(), n_in * n_out);
         let rows = (0..n_in)
-            .map(|i| (0..n_out).filter_map(|j| (m[i * n_out + j] != 0.0).then(|| (j as u32, m[i * n_out + j]))).collect())
+            .map(|i| (0..n_out).filter(|&j| m[i * n_out + j] != 0.0).map(|j| (j as u32, m[i * n_out + j])).collect())
             .collect();
         SparseRows { rows, n_out }
     }

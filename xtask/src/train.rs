@@ -60,6 +60,9 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     if let Some(v) = flag(args, "--transition-weight")? {
         cfg.transition_weight = v;
     }
+    if let Some(v) = flag(args, "--repeat-weight")? {
+        cfg.repeat_weight = v;
+    }
     cfg.articulated_onsets = args.iter().any(|a| a == "--articulated-onsets");
     cfg.steep_hums = args.iter().any(|a| a == "--steep-hums");
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
@@ -82,6 +85,9 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     }
     if cfg.steep_hums {
         run_name += "-steep-hums";
+    }
+    if cfg.repeat_weight != 1.0 {
+        run_name += &format!("-repeat-weight{}", cfg.repeat_weight);
     }
     let defaults = TrainConfig::default();
     if cfg.steps != defaults.steps {

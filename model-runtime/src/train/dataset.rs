@@ -36,6 +36,9 @@ pub struct Example {
     /// A note that starts a new syllable (not a slur) starts inside this hop. A legato note
     /// starts where its glide begins, which no causal listener can hear within its lookahead.
     pub onset_articulated: Vec<bool>,
+    /// Per hop: whether a re-sung note on the previous note's pitch starts here (under 0.15 s
+    /// after it, within half a semitone, not a slur): where only the onset head can tell.
+    pub onset_repeat: Vec<bool>,
     /// The hop lies in a note's first [`TRANSITION_S`] or in its glide from the previous note:
     /// where the last note's tail and the new note's attack meet, and most pitch errors were.
     pub transition: Vec<bool>,
@@ -123,6 +126,7 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
     let f0 = (0..frames).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
     let onset = onset_hops(clip.notes.iter().map(|n| n.0), clip.sample_rate, t.hop, frames);
     let onset_articulated = onset_hops(articulated_onsets(clip), clip.sample_rate, t.hop, frames);
+    let onset_repeat = onset_hops(repeated_onsets(clip), clip.sample_rate, t.hop, frames);
     let mut transition = vec![false; frames];
     for n in &clip.sung {
         let (a, b) = (n.start_s, n.start_s + TRANSITION_S.max(n.glide_s));
@@ -138,6 +142,7 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
         f0,
         onset,
         onset_articulated,
+        onset_repeat,
         transition,
         notes: clip.notes.clone(),
         voice,
@@ -149,6 +154,15 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
 pub fn articulated_onsets(clip: &Clip) -> impl Iterator<Item = f32> + '_ {
     clip.sung.iter().filter(|n| n.onset != Onset::Slur).map(|n| n.start_s)
 }
+
+/// Onsets (seconds) of the notes re-sung on the previous note's pitch: under
+/// [`REPEAT_GAP_S`] after it ends, within half a semitone of it, not a slur.
+pub fn repeated_onsets(clip: &Clip) -> impl Iterator<Item = f32> + '_ {
+    clip.sung.windows(2).filter(|w| w[1].onset != Onset::Slur && w[1].start_s - (w[0].start_s + w[0].dur_s) < REPEAT_GAP_S && (w[1].midi - w[0].midi).abs() < 0.5).map(|w| w[1].start_s)
+}
+
+/// Largest gap (seconds) before a re-sung note that [`repeated_onsets`] counts.
+pub const REPEAT_GAP_S: f32 = 0.15;
 
 /// Per hop (`frames` hops of `hop` samples): whether one of `onsets` (seconds) falls inside it.
 pub fn onset_hops(onsets: impl Iterator<Item = f32>, sample_rate: f32, hop: usize, frames: usize) -> Vec<bool> {

@@ -35,6 +35,9 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Onset targets only where a new syllable starts (not at a slur's glide).
     pub articulated_onsets: bool,
+    /// Onset loss of notes re-sung on the previous note's pitch (see
+    /// [`super::dataset::repeated_onsets`]) × this, on top of the positive weight (1 = as shipped).
+    pub repeat_weight: f32,
     /// Pitch-loss weight of voiced frames in a transition (a note's first 60 ms or its glide),
     /// relative to 1 elsewhere.
     pub transition_weight: f32,
@@ -55,6 +58,7 @@ impl Default for TrainConfig {
             detection_hops: crate::timing::DETECTION_HOPS,
             log_every: 250,
             articulated_onsets: false,
+            repeat_weight: 1.0,
             transition_weight: 1.0,
             steep_hums: false,
         }
@@ -96,6 +100,8 @@ struct Batch {
     /// Weight of each frame's pitch loss (0 where unvoiced).
     pitch_weight: Vec<f32>,
     onset: Vec<f32>,
+    /// Weight of each frame's onset loss when it is an onset.
+    onset_weight: Vec<f32>,
 }
 
 fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &TrainConfig) -> Batch {
@@ -107,6 +113,7 @@ fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &Tr
         voiced: vec![0.0; n],
         pitch_weight: vec![0.0; n],
         onset: vec![0.0; n],
+        onset_weight: vec![ONSET_POS_WEIGHT; n],
     };
     let zeros = vec![0.0f32; N_FEATURES];
     let sigma = 1.25f32; // candidates (25 cents)
@@ -143,17 +150,33 @@ fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &Tr
         let onsets = if cfg.articulated_onsets { &ex.onset_articulated } else { &ex.onset };
         let on = onsets[j] || (j > 0 && onsets[j - 1]);
         b.onset[i] = on as u8 as f32;
+        if on && (ex.onset_repeat[j] || (j > 0 && ex.onset_repeat[j - 1])) {
+            b.onset_weight[i] = ONSET_POS_WEIGHT * cfg.repeat_weight;
+        }
     }
     b
 }
 
+/// Positive weight of the onset loss (onsets are rare).
+const ONSET_POS_WEIGHT: f32 = 6.0;
+
 /// `-[w·y·log σ(x) + (1-y)·log(1-σ(x))]`, mean.
 fn weighted_bce(logits: &Tensor, target: &Tensor, pos_weight: f64) -> candle_core::Result<Tensor> {
-    // log σ(x) = -softplus(-x); log(1-σ(x)) = -softplus(x); softplus(z) = relu(z) + ln(1+e^-|z|).
-    let softplus = |z: &Tensor| -> candle_core::Result<Tensor> { z.relu()? + z.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()? };
     let pos = (target * softplus(&logits.neg()?)?)?.affine(pos_weight, 0.0)?;
     let neg = (target.affine(-1.0, 1.0)? * softplus(logits)?)?;
     (pos + neg)?.mean_all()
+}
+
+/// [`weighted_bce`] with a positive weight per frame.
+fn weighted_bce_each(logits: &Tensor, target: &Tensor, pos_weight: &Tensor) -> candle_core::Result<Tensor> {
+    let pos = ((target * softplus(&logits.neg()?)?)? * pos_weight)?;
+    let neg = (target.affine(-1.0, 1.0)? * softplus(logits)?)?;
+    (pos + neg)?.mean_all()
+}
+
+/// softplus(z) = relu(z) + ln(1+e^-|z|); log σ(x) = -softplus(-x), log(1-σ(x)) = -softplus(x).
+fn softplus(z: &Tensor) -> candle_core::Result<Tensor> {
+    z.relu()? + z.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?
 }
 
 /// Losses of a batch: (total, pitch, voicing, onset), and the outputs (pitch logits, heads).
@@ -171,7 +194,11 @@ fn losses(vars: &NetTensors, index: &Tensor, b: &Batch, n: usize, dev: &Device) 
     let total_weight = b.pitch_weight.iter().sum::<f32>().max(1.0) as f64;
     let pitch = (ce * &weight)?.sum_all()?.affine(1.0 / total_weight, 0.0)?;
     let voicing = weighted_bce(&heads.narrow(1, 0, 1)?.squeeze(1)?, &voiced, 1.0)?;
-    let onset_l = weighted_bce(&heads.narrow(1, 1, 1)?.squeeze(1)?, &onset, 6.0)?;
+    let onset_l = if b.onset_weight.iter().all(|&w| w == ONSET_POS_WEIGHT) {
+        weighted_bce(&heads.narrow(1, 1, 1)?.squeeze(1)?, &onset, ONSET_POS_WEIGHT as f64)?
+    } else {
+        weighted_bce_each(&heads.narrow(1, 1, 1)?.squeeze(1)?, &onset, &Tensor::from_slice(&b.onset_weight, n, dev)?)?
+    };
     let total = ((&pitch + voicing.affine(2.0, 0.0)?)? + onset_l.affine(2.0, 0.0)?)?;
     Ok(((total, pitch, voicing, onset_l), (logits, heads)))
 }

@@ -63,6 +63,12 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let cmd = args.next().unwrap_or_default();
     let rest: Vec<String> = args.collect();
+    // Help anywhere prints the commands and runs nothing: `train listener --help` would otherwise
+    // start a training that overwrites the shipped weights when it ends.
+    if [cmd.as_str()].into_iter().chain(rest.iter().map(String::as_str)).any(|a| a == "--help" || a == "-h" || a == "help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match cmd.as_str() {
         "bundle" => bundle(&root, &rest),
         "setup" => setup(&root),

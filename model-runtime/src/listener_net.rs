@@ -208,11 +208,22 @@ pub fn decode_pitch(logits: &[f32]) -> f32 {
 /// competes).
 pub fn pitch_confidence(logits: &[f32]) -> f32 {
     let best = first_max(logits);
+    share_around(logits, best as isize, logits[best])
+}
+
+/// The softmax mass of the candidates within a semitone of candidate `centre` (which may lie
+/// outside the candidates, e.g. an octave below the lowest).
+pub fn pitch_share(logits: &[f32], centre: isize) -> f32 {
+    share_around(logits, centre, logits[first_max(logits)])
+}
+
+/// [`pitch_share`] given the largest logit `max`.
+fn share_around(logits: &[f32], centre: isize, max: f32) -> f32 {
     let (mut near, mut total) = (0.0f32, 0.0f32);
     for (i, &v) in logits.iter().enumerate() {
-        let w = (v - logits[best]).exp();
+        let w = (v - max).exp();
         total += w;
-        if i.abs_diff(best) <= CAND_PER_SEMITONE {
+        if (i as isize).abs_diff(centre) <= CAND_PER_SEMITONE {
             near += w;
         }
     }

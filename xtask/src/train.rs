@@ -417,15 +417,7 @@ pub fn eval_listener_real(root: &Path) -> Result<()> {
     area.fill(&WHITE)?;
     let panels = area.split_evenly((clips.len().max(1), 1));
     for (path, panel) in clips.iter().zip(panels) {
-        let mut r = hound::WavReader::open(path)?;
-        let spec = r.spec();
-        let sr = spec.sample_rate as f32;
-        let ch = spec.channels as usize;
-        let raw: Vec<f32> = match spec.sample_format {
-            hound::SampleFormat::Int => r.samples::<i32>().map(|s| s.map(|v| v as f32 / (1u32 << (spec.bits_per_sample - 1)) as f32)).collect::<Result<_, _>>()?,
-            hound::SampleFormat::Float => r.samples::<f32>().collect::<Result<_, _>>()?,
-        };
-        let audio: Vec<f32> = raw.chunks(ch).map(|c| c.iter().sum::<f32>() / ch as f32).collect();
+        let (audio, sr) = read_mono_wav(path)?;
         let track = yin_track(&audio, sr);
         let nt = notes_of(&audio, sr, trained.clone())?;
         let n0 = notes_of(&audio, sr, v0.clone())?;
@@ -523,7 +515,7 @@ pub fn listener_curve(root: &Path, args: &[String]) -> Result<()> {
 /// candidate): what the note decoder was given. Each frame's time is the end of the hop it
 /// describes (its detection delay before the newest hop).
 pub fn listener_frames(root: &Path, args: &[String]) -> Result<()> {
-    use hummingface_runtime::listener_net::ListenerNet;
+    use hummingface_runtime::listener_net::{pitch_share, ListenerNet};
     use hummingface_runtime::v0::CAND_PER_SEMITONE;
     use hummingface_runtime::{ProcessMode, Timing};
     let pos: Vec<&String> = {
@@ -547,18 +539,11 @@ pub fn listener_frames(root: &Path, args: &[String]) -> Result<()> {
         None => Model::from_file(&root.join(SHIPPED))?,
     };
     let delay = model.get("listener.net.calib").context("the model has no trained listener")?.data[2] as usize;
-    let mut r = hound::WavReader::open(path.as_str()).with_context(|| format!("reading {path}"))?;
-    let spec = r.spec();
-    let ch = spec.channels as usize;
-    let raw: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Int => r.samples::<i32>().map(|s| s.map(|v| v as f32 / (1u32 << (spec.bits_per_sample - 1)) as f32)).collect::<Result<_, _>>()?,
-        hound::SampleFormat::Float => r.samples::<f32>().collect::<Result<_, _>>()?,
-    };
-    let audio: Vec<f32> = raw.chunks(ch).map(|c| c.iter().sum::<f32>() / ch as f32).collect();
-    let sr = spec.sample_rate as f32;
+    let (audio, sr) = read_mono_wav(Path::new(path.as_str()))?;
     let t = Timing::new(sr, 512, ProcessMode::Offline);
     let (mags, frames) = hummingface_runtime::bench::analysis_frames(&audio, &t);
-    let mut net = ListenerNet::new(&model, &t, &candle_core::Device::Cpu)?;
+    let (cpu, _) = hummingface_runtime::generator::select_device(hummingface_runtime::DeviceChoice::Cpu);
+    let mut net = ListenerNet::new(&model, &t, &cpu)?;
     let mut logits = Vec::new();
     let out = net.forward_with_logits(&mags, frames, Some(&mut logits))?;
     let n = logits.len() / frames.max(1);
@@ -571,12 +556,20 @@ pub fn listener_frames(root: &Path, args: &[String]) -> Result<()> {
         }
         let l = &logits[k * n..(k + 1) * n];
         let best = hummingface_runtime::listener::first_max(l) as isize;
-        let max = l[best as usize];
-        let total: f32 = l.iter().map(|v| (v - max).exp()).sum();
-        let share = |c: isize| -> f32 {
-            (c - CAND_PER_SEMITONE as isize..=c + CAND_PER_SEMITONE as isize).filter(|&i| (0..n as isize).contains(&i)).map(|i| (l[i as usize] - max).exp()).sum::<f32>() / total
-        };
-        println!("{time:6.3}  {:5.2}  {:4.2}  {:7.2}  {:5.2}  {:12.3}  {:12.3}", f.pitch_midi, f.confidence, f.periodicity, f.flux, share(best - octave), share(best + octave));
+        let (below, above) = (pitch_share(l, best - octave), pitch_share(l, best + octave));
+        println!("{time:6.3}  {:5.2}  {:4.2}  {:7.2}  {:5.2}  {below:12.3}  {above:12.3}", f.pitch_midi, f.confidence, f.periodicity, f.flux);
     }
     Ok(())
+}
+
+/// A WAV file's samples mixed to mono, and its sample rate.
+fn read_mono_wav(path: &Path) -> Result<(Vec<f32>, f32)> {
+    let mut r = hound::WavReader::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let spec = r.spec();
+    let ch = spec.channels as usize;
+    let raw: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => r.samples::<i32>().map(|s| s.map(|v| v as f32 / (1u32 << (spec.bits_per_sample - 1)) as f32)).collect::<Result<_, _>>()?,
+        hound::SampleFormat::Float => r.samples::<f32>().collect::<Result<_, _>>()?,
+    };
+    Ok((raw.chunks(ch).map(|c| c.iter().sum::<f32>() / ch as f32).collect(), spec.sample_rate as f32))
 }

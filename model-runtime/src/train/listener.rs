@@ -194,11 +194,7 @@ fn losses(vars: &NetTensors, index: &Tensor, b: &Batch, n: usize, dev: &Device) 
     let total_weight = b.pitch_weight.iter().sum::<f32>().max(1.0) as f64;
     let pitch = (ce * &weight)?.sum_all()?.affine(1.0 / total_weight, 0.0)?;
     let voicing = weighted_bce(&heads.narrow(1, 0, 1)?.squeeze(1)?, &voiced, 1.0)?;
-    let onset_l = if b.onset_weight.iter().all(|&w| w == ONSET_POS_WEIGHT) {
-        weighted_bce(&heads.narrow(1, 1, 1)?.squeeze(1)?, &onset, ONSET_POS_WEIGHT as f64)?
-    } else {
-        weighted_bce_each(&heads.narrow(1, 1, 1)?.squeeze(1)?, &onset, &Tensor::from_slice(&b.onset_weight, n, dev)?)?
-    };
+    let onset_l = weighted_bce_each(&heads.narrow(1, 1, 1)?.squeeze(1)?, &onset, &Tensor::from_slice(&b.onset_weight, n, dev)?)?;
     let total = ((&pitch + voicing.affine(2.0, 0.0)?)? + onset_l.affine(2.0, 0.0)?)?;
     Ok(((total, pitch, voicing, onset_l), (logits, heads)))
 }

@@ -91,37 +91,15 @@ pub fn make_clip_full(seed: u64, split: Split, strength: f32, steep_hums: bool) 
     (clip, voice, log)
 }
 
-/// Sparse form of [`crate::features::log_frequency_matrix`]: per analysis bin, its features.
-struct SparseProjection {
-    rows: Vec<Vec<(usize, f32)>>,
-}
-
-impl SparseProjection {
-    fn new(t: &Timing) -> SparseProjection {
-        let m = crate::features::log_frequency_matrix(t.sample_rate, t.fft_len, t.analysis_bins);
-        let rows = (0..t.analysis_bins)
-            .map(|b| (0..N_FEATURES).filter_map(|f| (m[b * N_FEATURES + f] != 0.0).then(|| (f, m[b * N_FEATURES + f]))).collect())
-            .collect();
-        SparseProjection { rows }
-    }
-    fn project(&self, mags: &[f32], out: &mut [f32]) {
-        out.iter_mut().for_each(|v| *v = 0.0);
-        for (m, row) in mags.iter().zip(&self.rows) {
-            for &(f, w) in row {
-                out[f] += m * w;
-            }
-        }
-    }
-}
-
 /// Features and labels of a clip, computed exactly as the engine analyses its input.
 pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentLog) -> Example {
     let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
     let (mags, frames) = crate::bench::analysis_frames(&clip.audio, &t);
-    let proj = SparseProjection::new(&t);
+    let m = crate::features::log_frequency_matrix(t.sample_rate, t.fft_len, t.analysis_bins);
+    let proj = crate::features::SparseRows::from_dense(&m, t.analysis_bins, N_FEATURES);
     let mut feats = vec![0.0f32; frames * N_FEATURES];
     for k in 0..frames {
-        proj.project(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins], &mut feats[k * N_FEATURES..(k + 1) * N_FEATURES]);
+        proj.apply(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins], &mut feats[k * N_FEATURES..(k + 1) * N_FEATURES]);
     }
     let f0 = (0..frames).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
     let onset = onset_hops(clip.notes.iter().map(|n| n.0), clip.sample_rate, t.hop, frames);

@@ -270,9 +270,11 @@ fn print_scores(name: &str, s: &Scores) {
     );
     let g = &s.notes_glide_mid;
     println!("{:<26} notes with glide onsets at the glide's half-way point: P {:.3} R {:.3} F1 {:.3}  onset median {:+.1} ms", "", g.precision(), g.recall(), g.f1(), g.median_onset_error_ms());
+    println!("{:<26} RPA at note starts (a note's first 60 ms or its glide): {:.3} of {} frames", "", s.start_rpa(), s.start_ref_frames);
 }
 
-/// `--oracle voicing,pitch,onset`: parts of the listener's frames replaced by the reference.
+/// `--oracle voicing,pitch,start-pitch,onset`: parts of the listener's frames replaced by the reference
+/// (start-pitch: the pitch on the hops of note starts only).
 fn oracle_flag(args: &[String]) -> Result<Oracle> {
     match flag::<String>(args, "--oracle")? {
         Some(list) => Oracle::parse(&list).map_err(|e| anyhow::anyhow!(e)),

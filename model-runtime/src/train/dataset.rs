@@ -48,6 +48,18 @@ pub struct Example {
     pub augment: AugmentLog,
 }
 
+/// Per hop of `hop_s` seconds: whether it lies in a sung note's first [`TRANSITION_S`] or in its
+/// glide from the previous note (whichever is longer).
+pub fn transition_hops(clip: &Clip, hop_s: f32, frames: usize) -> Vec<bool> {
+    let mut transition = vec![false; frames];
+    for n in &clip.sung {
+        let (a, b) = (n.start_s, n.start_s + TRANSITION_S.max(n.glide_s));
+        let (ja, jb) = ((a / hop_s).floor() as usize, (b / hop_s).ceil() as usize);
+        transition.iter_mut().take(jb.min(frames)).skip(ja).for_each(|v| *v = true);
+    }
+    transition
+}
+
 /// The audio of clip `seed` in `split`, with its ground truth.
 pub fn make_clip(seed: u64, split: Split) -> (Clip, Option<Voice>, AugmentLog) {
     make_clip_with(seed, split, 1.0)
@@ -105,12 +117,7 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
     let onset = onset_hops(clip.notes.iter().map(|n| n.0), clip.sample_rate, t.hop, frames);
     let onset_articulated = onset_hops(articulated_onsets(clip), clip.sample_rate, t.hop, frames);
     let onset_repeat = onset_hops(repeated_onsets(clip), clip.sample_rate, t.hop, frames);
-    let mut transition = vec![false; frames];
-    for n in &clip.sung {
-        let (a, b) = (n.start_s, n.start_s + TRANSITION_S.max(n.glide_s));
-        let (ja, jb) = ((a / t.hop_seconds()).floor() as usize, (b / t.hop_seconds()).ceil() as usize);
-        transition.iter_mut().take(jb.min(frames)).skip(ja).for_each(|v| *v = true);
-    }
+    let transition = transition_hops(clip, t.hop_seconds(), frames);
     Example {
         seed,
         sample_rate: clip.sample_rate,

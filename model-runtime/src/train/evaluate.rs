@@ -59,11 +59,19 @@ pub struct Scores {
     pub notes_glide_mid: NoteScore,
     /// Frames whose estimate is off by 11.5–12.5 semitones (octave errors), voiced reference.
     pub octave_errors: usize,
+    /// Voiced reference frames in a note's first 60 ms or its glide (where the previous note's
+    /// tail and the new attack meet), and those of them within 50 cents.
+    pub start_ref_frames: usize,
+    pub start_pitch_correct: usize,
 }
 
 impl Scores {
     pub fn rpa(&self) -> f32 {
         self.pitch_correct as f32 / self.voiced_ref_frames.max(1) as f32
+    }
+    /// Raw pitch accuracy on the frames of note starts (see [`Scores::start_ref_frames`]).
+    pub fn start_rpa(&self) -> f32 {
+        self.start_pitch_correct as f32 / self.start_ref_frames.max(1) as f32
     }
     pub fn voicing_accuracy(&self) -> f32 {
         self.voicing_correct as f32 / self.frames.max(1) as f32
@@ -74,6 +82,8 @@ impl Scores {
         self.frames += o.frames;
         self.voicing_correct += o.voicing_correct;
         self.octave_errors += o.octave_errors;
+        self.start_ref_frames += o.start_ref_frames;
+        self.start_pitch_correct += o.start_pitch_correct;
         self.notes.add(&o.notes);
         self.notes_glide_mid.add(&o.notes_glide_mid);
     }
@@ -173,6 +183,8 @@ pub fn glide_midpoint_reference(clip: &Clip) -> Vec<(f32, f32)> {
 pub struct Oracle {
     pub voicing: bool,
     pub pitch: bool,
+    /// The pitch only on the hops of note starts (a note's first 60 ms or its glide).
+    pub start_pitch: bool,
     pub onset: bool,
 }
 
@@ -184,8 +196,9 @@ impl Oracle {
             match part {
                 "voicing" => o.voicing = true,
                 "pitch" => o.pitch = true,
+                "start-pitch" => o.start_pitch = true,
                 "onset" => o.onset = true,
-                other => return Err(format!("unknown oracle part {other:?} (expected voicing, pitch or onset)")),
+                other => return Err(format!("unknown oracle part {other:?} (expected voicing, pitch, start-pitch or onset)")),
             }
         }
         Ok(o)
@@ -200,13 +213,14 @@ fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &T
     // The onset target the listener is trained on: an articulated note starts in this hop or
     // the one before.
     let onsets = super::dataset::onset_hops(super::dataset::articulated_onsets(clip), clip.sample_rate, t.hop, frames.len());
+    let starts = super::dataset::transition_hops(clip, t.hop_seconds(), frames.len());
     for (k, f) in frames.iter_mut().enumerate() {
         let Some(j) = k.checked_sub(delay_hops) else { continue };
         let r = clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN);
         if oracle.voicing {
             f.periodicity = if r.is_finite() { 1.0 } else { 0.0 };
         }
-        if oracle.pitch && r.is_finite() {
+        if (oracle.pitch || (oracle.start_pitch && starts[j])) && r.is_finite() {
             f.pitch_midi = r;
             f.confidence = 1.0;
         }
@@ -226,6 +240,7 @@ pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, o
     let controls = Controls::default();
     let (notes, voiced) = track(which, model, &frames, &clip.audio, &t, &controls, delay_hops);
     let mut s = Scores::default();
+    let starts = super::dataset::transition_hops(clip, t.hop_seconds(), frames.len());
     for (k, f) in frames.iter().enumerate() {
         let Some(j) = k.checked_sub(delay_hops) else { continue };
         let r = clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN);
@@ -236,6 +251,10 @@ pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, o
         if r.is_finite() {
             s.voiced_ref_frames += 1;
             let d = (f.pitch_midi - r).abs();
+            if starts[j] {
+                s.start_ref_frames += 1;
+                s.start_pitch_correct += (d < 0.5) as usize;
+            }
             if d < 0.5 {
                 s.pitch_correct += 1;
             } else if (d - 12.0).abs() < 0.5 || (d - 24.0).abs() < 0.5 {

@@ -62,7 +62,7 @@ const OFF_FRAMES: u32 = 6;
 /// Unvoiced frames in a row that abandon a start.
 const PENDING_DROP: u32 = 2;
 /// Onset probability whose rising edge re-articulates.
-const ONSET_PEAK: f32 = 0.65;
+pub(crate) const ONSET_PEAK: f32 = 0.65;
 /// Frames after an accepted onset during which no other is accepted.
 const REFRACTORY: u64 = 8;
 /// Frames after a note's start during which no onset is accepted (about 128 ms: a nasal or "l"

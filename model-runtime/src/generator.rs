@@ -157,6 +157,15 @@ pub fn voicing_for(kind: ListenerKind, model: &Model) -> Voicing {
     }
 }
 
+/// How many hops before its newest frame a listener of `kind` describes: the trained listener's
+/// calibration says (its training's detection delay), v0's is the engine's.
+pub fn detection_delay(kind: ListenerKind, model: &Model) -> usize {
+    match (kind, model.get("listener.net.calib")) {
+        (ListenerKind::Trained, Some(c)) => c.data[2] as usize,
+        _ => crate::timing::DETECTION_HOPS,
+    }
+}
+
 /// The tracker's view of one frame: what the listener heard plus the level of the newest hop
 /// (`prev_energy` carries the previous hop's mean square between calls).
 pub fn posterior(heard: &ListenerFrame, hop_samples: &[f32], prev_energy: &mut f32) -> FramePosterior {

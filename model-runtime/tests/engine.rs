@@ -283,3 +283,50 @@ fn trained_listener_follows_the_demo_phrase() {
     eprintln!("trained listener on the demo phrase: {} of {} notes matched, {} played, F1 {:.3}", s.matched, s.n_ref, s.n_est, s.f1());
     assert!(s.f1() >= 0.8, "F1 {:.3}: ref {reference:?}\nest {estimated:?}", s.f1());
 }
+
+#[test]
+fn lookahead_render_places_the_demo_phrase_on_its_onsets_whatever_the_block_size() {
+    // `hummingface render`'s default: the trained listener's notes placed with lookahead. They
+    // start no later than live and nearer the sung onsets; the block size changes nothing, and a
+    // NaN burst in one channel of a stereo input changes no note.
+    use hummingface_runtime::eval::score_notes;
+    use hummingface_runtime::generator::ListenerKind;
+    let sr = 44100.0;
+    let (notes, total) = singer::demo_phrase();
+    let audio = Singer::default().render(&notes, sr, total);
+    let model = Model::embedded().listening_with(ListenerKind::Trained);
+    let opts = |notes, block| RenderOptions { device: DeviceChoice::Cpu, notes, block, ..Default::default() };
+    let run = |channels: &[Vec<f32>], o: &RenderOptions| render_offline(channels, sr, o, model.clone(), &mut |_| {}).unwrap();
+    let live = run(&[audio.clone()], &opts(NotePlacement::Live, 1024));
+    let placed = run(&[audio.clone()], &opts(NotePlacement::Lookahead, 1024));
+    let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
+    let secs = |r: &RenderResult| r.notes.iter().map(|n| (n.start_sample as f32 / sr, n.note as f32)).collect::<Vec<_>>();
+    let (l, p) = (score_notes(&reference, &secs(&live), 0.05, 0.5), score_notes(&reference, &secs(&placed), 0.05, 0.5));
+    eprintln!(
+        "demo phrase: live F1 {:.3} (onset median {:+.1} ms), placed with lookahead F1 {:.3} ({:+.1} ms)",
+        l.f1(),
+        l.median_onset_error_ms(),
+        p.f1(),
+        p.median_onset_error_ms()
+    );
+    assert!(p.f1() >= l.f1() && p.f1() >= 0.9, "live {:?}\nplaced {:?}", secs(&live), secs(&placed));
+    assert!(p.median_onset_error_ms().abs() < l.median_onset_error_ms().abs());
+    assert_eq!(placed.latency_samples, live.latency_samples + (lookahead::LOOKAHEAD_S * sr).round() as u32);
+    for (a, b) in placed.notes.iter().zip(&live.notes) {
+        if a.note == b.note {
+            assert!(a.start_sample <= b.start_sample + 2, "placed {a:?} after live {b:?}");
+        }
+    }
+    assert!(placed.pitch.midi.iter().any(|m| m.is_finite()), "no pitch curve");
+    for block in [1, 333, 4096] {
+        let other = run(&[audio.clone()], &opts(NotePlacement::Lookahead, block));
+        assert!(other.channels == placed.channels, "block {block} changes the lookahead render");
+        assert_eq!(other.notes, placed.notes);
+    }
+    // Stereo with a NaN burst in one channel: the same notes, a finite output.
+    let mut right = audio.clone();
+    right[1000..1100].fill(f32::NAN);
+    let stereo = run(&[audio.clone(), right], &opts(NotePlacement::Lookahead, 1024));
+    assert!(stereo.channels.iter().flatten().all(|x| x.is_finite()));
+    assert_eq!(stereo.notes.iter().map(|n| n.note).collect::<Vec<_>>(), placed.notes.iter().map(|n| n.note).collect::<Vec<_>>());
+}

@@ -216,6 +216,8 @@ fn cli_renders_an_hour_long_file() {
     let sizes = watcher.join().unwrap();
     assert!(res.status.success(), "the hour-long render failed:\n{}", res.stderr);
     let report = hummingface_tests::parse_last_json(&res.stdout).unwrap();
+    // The CLI's defaults: the trained listener, notes placed with lookahead.
+    assert_eq!((report["listener"].as_str(), report["notes_placed"].as_str()), (Some("trained"), Some("lookahead")));
     let final_size = std::fs::metadata(&output).unwrap().len();
     eprintln!(
         "one hour at {sr} Hz rendered in {elapsed:.0} s (the CLI says {:.0}x real time); output sizes seen while it ran: {sizes:?}",

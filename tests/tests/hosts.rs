@@ -450,7 +450,7 @@ fn clap_host_fails_cleanly_on_bad_arguments() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// (c) an offline bounce in a host equals the CLI render
+// (c) an offline bounce in a host equals the CLI render with the plugin's defaults (v0, live)
 // ------------------------------------------------------------------------------------------------
 
 /// Finds how `host` (a host's output, possibly not latency-compensated) lines up with `cli`
@@ -482,7 +482,8 @@ fn vst3_offline_render_in_pedalboard_equals_cli_render() {
     let pb_out = dir.join("pedalboard_out.wav");
     let cli_out = dir.join("cli_out.wav");
 
-    let cli = run_cli(&a, &input, &cli_out, &[]);
+    // The plugin's defaults: the v0 listener, notes placed live.
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "v0", "--notes", "live"]);
     let cli_latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
     // An odd buffer size: the engine works hop by hop, so the host's blocks must not matter.
     let pb = run_pedalboard(
@@ -554,7 +555,8 @@ fn clap_offline_render_equals_cli_render_and_ignores_block_size() {
     let dir = scratch_dir("clap-vs-cli");
     let input = sung_melody_wav(&dir);
     let cli_out = dir.join("cli_out.wav");
-    let cli = run_cli(&a, &input, &cli_out, &[]);
+    // The plugin's defaults: the v0 listener, notes placed live.
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "v0", "--notes", "live"]);
     let latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
     let c = read_wav(&cli_out).unwrap();
 

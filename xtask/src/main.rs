@@ -21,7 +21,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   test                             setup, bundle, run every test (what .ci/run calls)
   gen-weights                      write assets/hummingface-v0.safetensors (v0 generator)
   demo-vocal                       write assets/demo-vocal.wav (formant-sung phrase)
-  eval [N] [--trained]             note accuracy of the generator (v0 or trained listener) on N sung melodies
+  eval [N] [--trained] [--lookahead] note accuracy of the generator (v0 or trained listener; notes live or placed with lookahead) on N sung melodies
   eval listener [N] [--from K]     v0, YIN and the trained listener on N held-out synthetic clips (from clip K)
                                    [--clean] [--trained-only] [--model FILE] [--oracle voicing,pitch,start-pitch,onset]
   eval listener-dump [N] [--clean] per-clip listener frames, tracker notes and ground truth (runs/dump*/)
@@ -82,7 +82,7 @@ fn main() -> Result<()> {
         "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root),
         "eval" if rest.first().map(String::as_str) == Some("listener-frames") => train::listener_frames(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("pianist") => pianist_eval::eval_pianist(&root, &rest[1..]),
-        "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24), rest.iter().any(|a| a == "--trained")),
+        "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24), rest.iter().any(|a| a == "--trained"), rest.iter().any(|a| a == "--lookahead")),
         "train" => train::train_cmd(&root, &rest),
         "bench" => {
             run(Command::new("cargo").args(["bench", "--workspace", "--bench", "engine", "--", "audio"]).env("RAYON_NUM_THREADS", "1"))?;
@@ -203,14 +203,16 @@ fn demo_vocal(root: &Path) -> Result<()> {
 }
 
 /// Note accuracy (mir_eval definitions) of the shipped generator on held-out synthetic melodies:
-/// seeds 10_000.. (not used anywhere else), voices rotating male/female/child, 48 kHz.
-fn eval(n: u64, trained: bool) -> Result<()> {
+/// seeds 10_000.. (not used anywhere else), voices rotating male/female/child, 48 kHz. With
+/// `lookahead` the render places its notes as `hummingface render` does by default.
+fn eval(n: u64, trained: bool, lookahead: bool) -> Result<()> {
     use hummingface_runtime::eval::{random_melody, score_notes, NoteScore};
     use hummingface_runtime::*;
     let sr = 48000.0;
     let kind = if trained { generator::ListenerKind::Trained } else { generator::ListenerKind::V0 };
     let model = Model::embedded().listening_with(kind);
-    println!("listener: {:?}", model.listener());
+    let placement = if lookahead { NotePlacement::Lookahead } else { NotePlacement::Live };
+    println!("listener: {:?}, notes placed: {placement:?}", model.listener());
     let mut total = NoteScore::default();
     let mut per_voice = [NoteScore::default(), NoteScore::default(), NoteScore::default()];
     println!("{:>6} {:>7} {:>5} {:>5} {:>7} {:>7} {:>7}", "seed", "voice", "ref", "est", "P", "R", "F1");
@@ -220,7 +222,7 @@ fn eval(n: u64, trained: bool) -> Result<()> {
         let voice = [VoiceType::Male, VoiceType::Female, VoiceType::Child][vi];
         let (singer, notes, total_s) = random_melody(seed, voice);
         let audio = singer.render(&notes, sr, total_s);
-        let res = render_offline(&[audio], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, model.clone(), &mut |_| {})?;
+        let res = render_offline(&[audio], sr, &RenderOptions { device: DeviceChoice::Cpu, notes: placement, ..Default::default() }, model.clone(), &mut |_| {})?;
         let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
         let estimated: Vec<(f32, f32)> = res.notes.iter().map(|n| (n.start_sample as f32 / sr, n.note as f32)).collect();
         let s = score_notes(&reference, &estimated, 0.05, 0.5);

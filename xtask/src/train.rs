@@ -270,6 +270,16 @@ fn print_scores(name: &str, s: &Scores) {
     );
     let g = &s.notes_glide_mid;
     println!("{:<26} notes with glide onsets at the glide's half-way point: P {:.3} R {:.3} F1 {:.3}  onset median {:+.1} ms", "", g.precision(), g.recall(), g.f1(), g.median_onset_error_ms());
+    let (l, lg) = (&s.notes_lookahead, &s.notes_lookahead_glide_mid);
+    println!(
+        "{:<26} notes placed with lookahead (a file render): P {:.3} R {:.3} F1 {:.3}  onset median {:+.1} ms; half-way glide onsets F1 {:.3}",
+        "",
+        l.precision(),
+        l.recall(),
+        l.f1(),
+        l.median_onset_error_ms(),
+        lg.f1()
+    );
     println!("{:<26} RPA at note starts (a note's first 60 ms or its glide): {:.3} of {} frames", "", s.start_rpa(), s.start_ref_frames);
 }
 
@@ -366,9 +376,9 @@ fn yin_track(audio: &[f32], sr: f32) -> Vec<(f32, f32)> {
 }
 
 /// Notes (start s, end s, MIDI) of the shipped generator with `model` over `audio`.
-fn notes_of(audio: &[f32], sr: f32, model: Arc<Model>) -> Result<Vec<(f32, f32, f32)>> {
+fn notes_of(audio: &[f32], sr: f32, model: Arc<Model>, notes: hummingface_runtime::NotePlacement) -> Result<Vec<(f32, f32, f32)>> {
     use hummingface_runtime::{render_offline, DeviceChoice, RenderOptions};
-    let res = render_offline(&[audio.to_vec()], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, model, &mut |_| {})?;
+    let res = render_offline(&[audio.to_vec()], sr, &RenderOptions { device: DeviceChoice::Cpu, notes, ..Default::default() }, model, &mut |_| {})?;
     Ok(res.notes.iter().map(|n| (n.start_sample as f32 / sr, n.end_sample as f32 / sr, n.note as f32)).collect())
 }
 
@@ -421,31 +431,36 @@ pub fn eval_listener_real(root: &Path) -> Result<()> {
     for (path, panel) in clips.iter().zip(panels) {
         let (audio, sr) = read_mono_wav(path)?;
         let track = yin_track(&audio, sr);
-        let nt = notes_of(&audio, sr, trained.clone())?;
-        let n0 = notes_of(&audio, sr, v0.clone())?;
+        use hummingface_runtime::NotePlacement::{Live, Lookahead};
+        let nt = notes_of(&audio, sr, trained.clone(), Live)?;
+        let nl = notes_of(&audio, sr, trained.clone(), Lookahead)?;
+        let n0 = notes_of(&audio, sr, v0.clone(), Live)?;
         let (j1, e1, f1) = octave_errors("trained", &nt, &track);
+        let (jl, el, fl) = octave_errors("trained, lookahead", &nl, &track);
         let (j0, e0, f0) = octave_errors("v0", &n0, &track);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let dur = audio.len() as f32 / sr;
         println!(
-            "{name}: {dur:.1} s; trained listener {} notes ({e1} octave errors of {j1} judged, {f1} others over 1.5 semitones off); v0 {} notes ({e0} octave errors of {j0} judged, {f0} others over 1.5 semitones off)",
+            "{name}: {dur:.1} s; trained listener {} notes ({e1} octave errors of {j1} judged, {f1} others over 1.5 semitones off); placed with lookahead (hummingface render) {} notes ({el} octave errors of {jl} judged, {fl} others over 1.5 semitones off); v0 {} notes ({e0} octave errors of {j0} judged, {f0} others over 1.5 semitones off)",
             nt.len(),
+            nl.len(),
             n0.len()
         );
-        let all: Vec<f32> = track.iter().map(|p| p.1).chain(nt.iter().map(|n| n.2)).chain(n0.iter().map(|n| n.2)).collect();
+        let all: Vec<f32> = track.iter().map(|p| p.1).chain(nt.iter().map(|n| n.2)).chain(nl.iter().map(|n| n.2)).chain(n0.iter().map(|n| n.2)).collect();
         let lo = all.iter().copied().fold(f32::INFINITY, f32::min).floor() - 2.0;
         let hi = all.iter().copied().fold(f32::NEG_INFINITY, f32::max).ceil() + 2.0;
         let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (36.0, 84.0) };
         let mut b = ChartBuilder::on(&panel);
         b.margin(12).x_label_area_size(30).y_label_area_size(40);
         if text {
-            b.caption(format!("{name}: YIN pitch track (grey), trained listener notes (red), v0 notes (blue outline)"), ("sans-serif", 16));
+            b.caption(format!("{name}: YIN pitch track (grey), trained listener notes live (red), placed with lookahead (green outline), v0 notes live (blue outline)"), ("sans-serif", 16));
         }
         let mut c = b.build_cartesian_2d(0f32..dur, lo..hi)?;
         if text {
             c.configure_mesh().x_desc("seconds").y_desc("MIDI").draw()?;
         }
         c.draw_series(nt.iter().map(|&(s, e, m)| Rectangle::new([(s, m - 0.45), (e, m + 0.45)], RED.mix(0.45).filled())))?;
+        c.draw_series(nl.iter().map(|&(s, e, m)| Rectangle::new([(s, m - 0.4), (e, m + 0.4)], GREEN.stroke_width(2))))?;
         c.draw_series(n0.iter().map(|&(s, e, m)| Rectangle::new([(s, m - 0.3), (e, m + 0.3)], BLUE.stroke_width(1))))?;
         c.draw_series(track.iter().map(|&(t, m)| Circle::new((t, m), 1, BLACK.mix(0.6).filled())))?;
     }

@@ -21,7 +21,7 @@ use crate::generator::{posterior, AnyListener, ListenerKind};
 use crate::listener::ListenerFrame;
 use crate::model::Model;
 use crate::timing::Timing;
-use crate::tracker::{NoteTracker, TrackEvent, Voicing};
+use crate::tracker::Voicing;
 use crate::v0::hz_to_midi;
 use crate::ProcessMode;
 
@@ -57,6 +57,10 @@ pub struct Scores {
     /// The same notes against references whose legato glides start at the glide's half-way
     /// point instead of where the glide begins (see [`glide_midpoint_reference`]).
     pub notes_glide_mid: NoteScore,
+    /// The notes placed with lookahead (a render of a file, [`crate::lookahead`]), against both
+    /// references.
+    pub notes_lookahead: NoteScore,
+    pub notes_lookahead_glide_mid: NoteScore,
     /// Frames whose estimate is off by 11.5–12.5 semitones (octave errors), voiced reference.
     pub octave_errors: usize,
     /// Voiced reference frames in a note's first 60 ms or its glide (where the previous note's
@@ -86,6 +90,8 @@ impl Scores {
         self.start_pitch_correct += o.start_pitch_correct;
         self.notes.add(&o.notes);
         self.notes_glide_mid.add(&o.notes_glide_mid);
+        self.notes_lookahead.add(&o.notes_lookahead);
+        self.notes_lookahead_glide_mid.add(&o.notes_lookahead_glide_mid);
     }
 }
 
@@ -145,25 +151,14 @@ fn voicing_for(which: Which, model: &Model) -> Voicing {
 }
 
 /// Notes the tracker makes of `frames` (onset seconds, MIDI), with the frames' voicing
-/// decisions, and the per-frame pitch it reports.
-pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32], t: &Timing, controls: &Controls, delay_hops: usize) -> (Vec<(f32, f32)>, Vec<bool>) {
-    let voicing = voicing_for(which, model);
-    let mut tracker = NoteTracker::new(t.hop_seconds(), t.lookahead_hops, voicing);
-    let mut prev = 0.0f32;
-    let mut notes = Vec::new();
-    let mut voiced = Vec::with_capacity(frames.len());
-    for (k, f) in frames.iter().enumerate() {
-        let hop = &audio[k * t.hop..(k + 1) * t.hop];
-        let post = posterior(f, hop, &mut prev);
-        voiced.push(voicing.is_voiced(&post, controls, false));
-        let j = k as i64 - t.lookahead_hops as i64 - delay_hops as i64;
-        tracker.push(post, controls, &mut |ev| {
-            if let TrackEvent::On { note, .. } = ev {
-                notes.push((j.max(0) as f32 * t.hop_seconds(), note as f32));
-            }
-        });
-    }
-    (notes, voiced)
+/// decisions, and the same notes placed with lookahead ([`crate::lookahead::refine`]), as a
+/// render of a file plays them.
+pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32], t: &Timing, controls: &Controls, delay_hops: usize) -> (Vec<(f32, f32)>, Vec<bool>, Vec<(f32, f32)>) {
+    let d = crate::lookahead::decode(frames, audio, t, voicing_for(which, model), controls, delay_hops);
+    let hop_s = t.hop_seconds();
+    let secs = |v: &[crate::lookahead::HopNote]| v.iter().map(|n| (n.start as f32 * hop_s, n.note as f32)).collect::<Vec<_>>();
+    let refined = crate::lookahead::refine(&d.notes, &d.heard, hop_s);
+    (secs(&d.notes), d.voiced, secs(&refined))
 }
 
 /// The clip's reference notes with each legato glide's onset moved from where the glide begins
@@ -238,7 +233,7 @@ pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, o
     let mut frames = listener_frames(which, model, &clip.audio, &t)?;
     apply_oracle(oracle, &mut frames, clip, &t, delay_hops);
     let controls = Controls::default();
-    let (notes, voiced) = track(which, model, &frames, &clip.audio, &t, &controls, delay_hops);
+    let (notes, voiced, refined) = track(which, model, &frames, &clip.audio, &t, &controls, delay_hops);
     let mut s = Scores::default();
     let starts = super::dataset::transition_hops(clip, t.hop_seconds(), frames.len());
     for (k, f) in frames.iter().enumerate() {
@@ -264,6 +259,8 @@ pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, o
     }
     s.notes = score_notes(&clip.notes, &notes, 0.05, 0.5);
     s.notes_glide_mid = score_notes(&glide_midpoint_reference(clip), &notes, 0.05, 0.5);
+    s.notes_lookahead = score_notes(&clip.notes, &refined, 0.05, 0.5);
+    s.notes_lookahead_glide_mid = score_notes(&glide_midpoint_reference(clip), &refined, 0.05, 0.5);
     if verbose {
         let fmt = |v: &[(f32, f32)]| v.iter().map(|(t, m)| format!("{t:.2}:{m:.1}")).collect::<Vec<_>>().join(" ");
         println!("  {which:?} ref: {}\n  {which:?} est: {}", fmt(&clip.notes), fmt(&notes));
@@ -280,8 +277,7 @@ pub fn evaluate(which: &[Which], model: Arc<Model>, first: u64, n: usize, streng
             let (clip, voice, log) = make_clip_with(HELDOUT_FIRST_SEED + i, Split::Heldout, strength);
             // The trained listener describes the hop its calibration says (its training's
             // detection delay); v0 and YIN the engine's.
-            let trained_delay = model.get("listener.net.calib").map_or(crate::timing::DETECTION_HOPS, |c| c.data[2] as usize);
-            let delay = |w: Which| if w == Which::Trained { trained_delay } else { crate::timing::DETECTION_HOPS };
+            let delay = |w: Which| crate::generator::detection_delay(if w == Which::Trained { ListenerKind::Trained } else { ListenerKind::V0 }, &model);
             let scores = crate::generator::single_threaded(|| which.iter().map(|&w| score_clip(w, &model, &clip, delay(w), oracle, verbose)).collect::<candle_core::Result<Vec<_>>>())?;
             if verbose {
                 let f1: Vec<String> = which.iter().zip(&scores).map(|(w, s)| format!("{:?} F1 {:.2}", w, s.notes.f1())).collect();
@@ -315,7 +311,7 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits:
     let seed = HELDOUT_FIRST_SEED + i as u64;
     let (clip, voice, log) = make_clip_with(seed, Split::Heldout, strength);
     let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
-    let delay = model.get("listener.net.calib").map_or(crate::timing::DETECTION_HOPS, |c| c.data[2] as usize);
+    let delay = crate::generator::detection_delay(ListenerKind::Trained, model);
     let mut l = AnyListener::new(ListenerKind::Trained, model, &t, &Device::Cpu)?;
     let (mags, n) = crate::bench::analysis_frames(&clip.audio, &t);
     let mut frames = match &mut l {
@@ -324,7 +320,7 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits:
     };
     apply_oracle(oracle, &mut frames, &clip, &t, delay);
     let controls = Controls::default();
-    let (notes, _) = track(Which::Trained, model, &frames, &clip.audio, &t, &controls, delay);
+    let (notes, _, refined) = track(Which::Trained, model, &frames, &clip.audio, &t, &controls, delay);
     let mut prev = 0.0f32;
     let rows: Vec<[f32; 5]> = frames
         .iter()
@@ -353,5 +349,6 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits:
         "f0": f0.iter().map(|&v| nan(v)).collect::<Vec<_>>(),
         "frames": rows.iter().map(|r| r.iter().map(|&v| nan(v)).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "est": notes,
+        "est_lookahead": refined,
     }))
 }

@@ -20,7 +20,7 @@ use hummingface::params::limits;
 use hummingface::picture::prepare_png;
 use hummingface::presets::{self, Sound};
 use hummingface_runtime::{
-    key_from_name, render_offline, DeviceChoice, Engine, EngineConfig, Model,
+    key_from_name, render_offline, DeviceChoice, NotePlacement, Engine, EngineConfig, Model,
     ProcessMode, RenderOptions, Scale, KEY_NAMES,
 };
 
@@ -112,10 +112,16 @@ struct RenderArgs {
     /// Generator weights (safetensors) to use instead of the built-in model.
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
-    /// Listener: v0 (harmonic summation, the default) or trained (the network; see
-    /// BENCHMARKS.md for where each is ahead).
-    #[arg(long, default_value = "v0", value_parser = ["v0", "trained"])]
+    /// Listener: trained (the network, the default) or v0 (harmonic summation, the plugin's
+    /// default; see BENCHMARKS.md for where each is ahead).
+    #[arg(long, default_value = "trained", value_parser = ["trained", "v0"])]
     listener: String,
+    /// Where the notes go: lookahead (the default: each note where it began, found with the
+    /// whole file in view — up to 107 ms before the live decoder was sure of it — and the live
+    /// decoder's quick corrections dropped) or live (what the plugin plays, in real time and in a
+    /// host's offline bounce: each note from the moment the decoder is sure of it).
+    #[arg(long, default_value = "lookahead", value_parser = ["lookahead", "live"])]
+    notes: String,
 }
 
 #[derive(Args)]
@@ -162,7 +168,8 @@ struct RenderMidiReport {
     percussion_skipped: usize,
     /// Sustain pedal changes in the file.
     pedal_events: usize,
-    /// Engine latency in samples (already removed from the output).
+    /// Engine latency in samples, plus the lookahead when the notes are placed with it (already
+    /// removed from the output).
     latency_samples: u32,
     /// Output seconds per second of processing.
     realtime_factor: f64,
@@ -346,7 +353,8 @@ struct JsonNote {
 struct RenderReport {
     /// Input (and output) sample rate in Hz.
     sample_rate: u32,
-    /// Engine latency in samples (already removed from the output).
+    /// Engine latency in samples, plus the lookahead when the notes are placed with it (already
+    /// removed from the output).
     latency_samples: u32,
     /// The same in milliseconds.
     latency_ms: f64,
@@ -362,6 +370,10 @@ struct RenderReport {
     device: String,
     /// Model name.
     model: String,
+    /// Listener that heard the vocal: `trained` or `v0`.
+    listener: String,
+    /// How the notes were placed: `lookahead` or `live`.
+    notes_placed: String,
     /// Preset the render started from, if any.
     preset: Option<String>,
     /// The settings used (preset, then the options given).
@@ -416,6 +428,7 @@ fn render(args: RenderArgs) -> Result<()> {
         mix: sound.mix,
         gain_db: sound.gain_db,
         device: args.device,
+        notes: if args.notes == "live" { NotePlacement::Live } else { NotePlacement::Lookahead },
         ..RenderOptions::default()
     };
 
@@ -494,6 +507,8 @@ fn render(args: RenderArgs) -> Result<()> {
         late_frames: result.late_frames,
         device: result.device.clone(),
         model: model.name().to_string(),
+        listener: args.listener.clone(),
+        notes_placed: args.notes.clone(),
         preset: preset.clone(),
         settings: presets::Preset::from_sound(preset.as_deref().unwrap_or("command line"), "", &sound),
         suggested_key: hummingface_runtime::estimate_key(result.notes.iter().map(|n| {

@@ -12,9 +12,11 @@ prints, for the notes the decoder made (`est`) against the reference notes:
   pitch, on the previous note's pitch, elsewhere);
 - the same against the reference with legato glides starting at their half-way point
   (`--glide-mid`).
-- the score by augmentation condition (noise kind and SNR, room or dry).
+- the score by augmentation condition (noise kind and SNR, room or dry);
+- with `--lookahead`, all of it for the notes placed with lookahead (`est_lookahead`, as
+  `hummingface render` places them) instead of the live decoder's.
 
-usage: python3 tools/listener-note-errors.py runs/dump-clean [--glide-mid] [--only CONDITION]
+usage: python3 tools/listener-note-errors.py runs/dump-clean [--glide-mid] [--lookahead] [--only CONDITION]
 (--only keeps the clips with a condition that starts with CONDITION, e.g. "room" or "dry")
 """
 import collections
@@ -57,6 +59,7 @@ def conditions(augment):
 def main():
     d = sys.argv[1]
     glide_mid = "--glide-mid" in sys.argv
+    lookahead = "--lookahead" in sys.argv
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     try:
         import mir_eval
@@ -71,7 +74,7 @@ def main():
         c = json.load(open(f))
         if only and not any(k.startswith(only) for k in conditions(c["augment"])):
             continue
-        sung, est = c["sung"], [tuple(e) for e in c["est"]]
+        sung, est = c["sung"], [tuple(e) for e in c["est_lookahead" if lookahead else "est"]]
         ref = [((t + s["glide"] / 2) if (glide_mid and s["glide"] > 0) else t, m) for (t, m), s in zip(c["ref"], sung)]
         m = greedy(ref, est)
         R, E, M = R + len(ref), E + len(est), M + len(m)

@@ -529,8 +529,8 @@ mod tests {
         assert!(model.has_trained_listener());
         let t = Timing::new(sr, 512, ProcessMode::Offline);
         let frames = listener_frames(Which::Trained, &model, &clip.audio, &t).unwrap();
-        let delay = model.get("listener.net.calib").unwrap().data[2] as usize;
-        track(Which::Trained, &model, &frames, &clip.audio, &t, &Controls::default(), delay).0
+        let delay = crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &model);
+        track(Which::Trained, &model, &frames, &clip.audio, &t, &Controls::default(), delay).notes
     }
 
     #[test]

@@ -321,7 +321,8 @@ mod sung {
         let t = Timing::new(sr, 512, ProcessMode::Offline);
         let frames = listener_frames(Which::Trained, &model, &clip.audio, &t).unwrap();
         let delay = crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &model);
-        let (live, _, placed) = track(Which::Trained, &model, &frames, &clip.audio, &t, &Controls::default(), delay);
+        let tracked = track(Which::Trained, &model, &frames, &clip.audio, &t, &Controls::default(), delay);
+        let (live, placed) = (tracked.notes, tracked.placed);
         // Glide onsets at their half-way point (`glide_midpoint_reference`): a 180 ms glide
         // stays within half a semitone of the note it leaves for its first 40 ms.
         let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s + 0.5 * n.glide_s, n.midi)).collect();

@@ -113,7 +113,7 @@ pub fn featurize(seed: u64, clip: &Clip, voice: Option<Voice>, augment: AugmentL
     for k in 0..frames {
         proj.apply(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins], &mut feats[k * N_FEATURES..(k + 1) * N_FEATURES]);
     }
-    let f0 = (0..frames).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
+    let f0 = (0..frames).map(|j| clip.f0_at_hop(t.hop, j)).collect();
     let onset = onset_hops(clip.notes.iter().map(|n| n.0), clip.sample_rate, t.hop, frames);
     let onset_articulated = onset_hops(articulated_onsets(clip), clip.sample_rate, t.hop, frames);
     let onset_repeat = onset_hops(repeated_onsets(clip), clip.sample_rate, t.hop, frames);

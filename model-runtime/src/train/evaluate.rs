@@ -150,15 +150,24 @@ fn voicing_for(which: Which, model: &Model) -> Voicing {
     }
 }
 
-/// Notes the tracker makes of `frames` (onset seconds, MIDI), with the frames' voicing
-/// decisions, and the same notes placed with lookahead ([`crate::lookahead::refine`]), as a
-/// render of a file plays them.
-pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32], t: &Timing, controls: &Controls, delay_hops: usize) -> (Vec<(f32, f32)>, Vec<bool>, Vec<(f32, f32)>) {
+/// What the tracker makes of a clip's listener frames.
+pub struct Tracked {
+    /// Notes as the live decoder decides them (onset seconds, MIDI).
+    pub notes: Vec<(f32, f32)>,
+    /// Per frame: voiced at the decoder's threshold.
+    pub voiced: Vec<bool>,
+    /// The same notes placed with lookahead ([`crate::lookahead::refine`]), as a render of a
+    /// file plays them.
+    pub placed: Vec<(f32, f32)>,
+}
+
+/// The tracker over `frames` (frame `k` describes hop `k - delay_hops`) of `audio`.
+pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32], t: &Timing, controls: &Controls, delay_hops: usize) -> Tracked {
     let d = crate::lookahead::decode(frames, audio, t, voicing_for(which, model), controls, delay_hops);
     let hop_s = t.hop_seconds();
     let secs = |v: &[crate::lookahead::HopNote]| v.iter().map(|n| (n.start as f32 * hop_s, n.note as f32)).collect::<Vec<_>>();
-    let refined = crate::lookahead::refine(&d.notes, &d.heard, hop_s);
-    (secs(&d.notes), d.voiced, secs(&refined))
+    let placed = crate::lookahead::refine(&d.notes, &d.heard, hop_s);
+    Tracked { notes: secs(&d.notes), voiced: d.voiced, placed: secs(&placed) }
 }
 
 /// The clip's reference notes with each legato glide's onset moved from where the glide begins
@@ -200,18 +209,18 @@ impl Oracle {
     }
 }
 
-/// Replaces the parts `oracle` names by the reference. Frame `k` describes hop `k - delay_hops`.
-fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &Timing, delay_hops: usize) {
+/// Replaces the parts `oracle` names by the reference. Frame `k` describes hop `k - delay_hops`;
+/// `starts` marks the hops of note starts ([`super::dataset::transition_hops`]).
+fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &Timing, delay_hops: usize, starts: &[bool]) {
     if oracle == Oracle::default() {
         return;
     }
     // The onset target the listener is trained on: an articulated note starts in this hop or
     // the one before.
     let onsets = super::dataset::onset_hops(super::dataset::articulated_onsets(clip), clip.sample_rate, t.hop, frames.len());
-    let starts = super::dataset::transition_hops(clip, t.hop_seconds(), frames.len());
     for (k, f) in frames.iter_mut().enumerate() {
         let Some(j) = k.checked_sub(delay_hops) else { continue };
-        let r = clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN);
+        let r = clip.f0_at_hop(t.hop, j);
         if oracle.voicing {
             f.periodicity = if r.is_finite() { 1.0 } else { 0.0 };
         }
@@ -231,14 +240,14 @@ fn apply_oracle(oracle: Oracle, frames: &mut [ListenerFrame], clip: &Clip, t: &T
 pub fn score_clip(which: Which, model: &Model, clip: &Clip, delay_hops: usize, oracle: Oracle, verbose: bool) -> candle_core::Result<Scores> {
     let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
     let mut frames = listener_frames(which, model, &clip.audio, &t)?;
-    apply_oracle(oracle, &mut frames, clip, &t, delay_hops);
-    let controls = Controls::default();
-    let (notes, voiced, refined) = track(which, model, &frames, &clip.audio, &t, &controls, delay_hops);
-    let mut s = Scores::default();
     let starts = super::dataset::transition_hops(clip, t.hop_seconds(), frames.len());
+    apply_oracle(oracle, &mut frames, clip, &t, delay_hops, &starts);
+    let controls = Controls::default();
+    let Tracked { notes, voiced, placed: refined } = track(which, model, &frames, &clip.audio, &t, &controls, delay_hops);
+    let mut s = Scores::default();
     for (k, f) in frames.iter().enumerate() {
         let Some(j) = k.checked_sub(delay_hops) else { continue };
-        let r = clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN);
+        let r = clip.f0_at_hop(t.hop, j);
         s.frames += 1;
         if voiced[k] == r.is_finite() {
             s.voicing_correct += 1;
@@ -318,9 +327,10 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits:
         AnyListener::Net(net) => net.forward_with_logits(&mags, n, Some(logits))?,
         AnyListener::V0(_) => return Err(candle_core::Error::Msg("model has no trained listener".into())),
     };
-    apply_oracle(oracle, &mut frames, &clip, &t, delay);
+    let starts = super::dataset::transition_hops(&clip, t.hop_seconds(), frames.len());
+    apply_oracle(oracle, &mut frames, &clip, &t, delay, &starts);
     let controls = Controls::default();
-    let (notes, _, refined) = track(Which::Trained, model, &frames, &clip.audio, &t, &controls, delay);
+    let Tracked { notes, placed: refined, .. } = track(Which::Trained, model, &frames, &clip.audio, &t, &controls, delay);
     let mut prev = 0.0f32;
     let rows: Vec<[f32; 5]> = frames
         .iter()
@@ -330,7 +340,7 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits:
             [p.pitch, p.periodicity, p.flux, p.hop_db, p.level_db]
         })
         .collect();
-    let f0: Vec<f32> = (0..n).map(|j| clip.f0_midi.get(j * t.hop + t.hop / 2).copied().unwrap_or(f32::NAN)).collect();
+    let f0: Vec<f32> = (0..n).map(|j| clip.f0_at_hop(t.hop, j)).collect();
     let sung: Vec<serde_json::Value> = clip
         .sung
         .iter()

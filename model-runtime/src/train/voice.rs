@@ -182,6 +182,14 @@ pub struct Clip {
     pub sung: Vec<Note>,
 }
 
+impl Clip {
+    /// The sung pitch in the middle of hop `j` of `hop` samples (the reference a listener's
+    /// frame for that hop is scored against), MIDI; NaN where unvoiced or past the end.
+    pub fn f0_at_hop(&self, hop: usize, j: usize) -> f32 {
+        self.f0_midi.get(j * hop + hop / 2).copied().unwrap_or(f32::NAN)
+    }
+}
+
 /// A random phrase for `voice`, `total_s` long.
 pub fn random_phrase(r: &mut Rand, voice: Voice, total_s: f32) -> (VoiceParams, Vec<Note>) {
     let (fs_lo, fs_hi) = voice.formant_scale();

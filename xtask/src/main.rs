@@ -24,7 +24,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   eval [N] [--trained] [--lookahead] note accuracy of the generator (v0 or trained listener; notes live or placed with lookahead) on N sung melodies
   eval listener [N] [--from K]     v0, YIN and the trained listener on N held-out synthetic clips (from clip K)
                                    [--clean] [--trained-only] [--model FILE] [--oracle voicing,pitch,start-pitch,onset]
-  eval listener-dump [N] [--clean] per-clip listener frames, tracker notes and ground truth (runs/dump*/)
+  eval listener-dump [N] [--clean] [--wav] per-clip listener frames, tracker notes and ground truth (runs/dump*/); --wav: the clips too
   eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
   eval listener-frames FILE [A B]  the trained listener's frames of a recording from A to B s (pitch, confidence, voicing, onset)
   eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)

@@ -336,6 +336,7 @@ pub fn dump_listener(root: &Path, args: &[String]) -> Result<()> {
     hummingface_runtime::generator::pin_thread_count_env();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(60);
     let clean = args.iter().any(|a| a == "--clean");
+    let wav = args.iter().any(|a| a == "--wav");
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(if clean { "runs/dump-clean" } else { "runs/dump" }));
     let model_path: PathBuf = flag::<String>(args, "--model")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
     let model = Model::from_file(&model_path)?;
@@ -347,6 +348,17 @@ pub fn dump_listener(root: &Path, args: &[String]) -> Result<()> {
         std::fs::write(out.join(format!("clip{i:03}.json")), serde_json::to_string(&v)?)?;
         let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
         std::fs::write(out.join(format!("clip{i:03}.logits")), bytes)?;
+        if wav {
+            // The clip itself (32-bit float, its own rate), for tools that listen to it.
+            use hummingface_runtime::train::{dataset, evaluate::HELDOUT_FIRST_SEED};
+            let (clip, _, _) = dataset::make_clip_with(HELDOUT_FIRST_SEED + i as u64, dataset::Split::Heldout, if clean { 0.0 } else { 1.0 });
+            let spec = hound::WavSpec { channels: 1, sample_rate: clip.sample_rate as u32, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+            let mut w = hound::WavWriter::create(out.join(format!("clip{i:03}.wav")), spec)?;
+            for x in &clip.audio {
+                w.write_sample(*x)?;
+            }
+            w.finalize()?;
+        }
         Ok(())
     })?;
     println!("wrote {n} clips to {}", out.display());

@@ -59,4 +59,17 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
     let res = render(&a.cli, &[good_s, "-o", out.to_str().unwrap()]);
     assert!(res.status.success(), "good render failed:\n{}", res.stderr);
     assert!(out.exists());
+
+    // A model file without the trained listener (what `cargo xtask gen-weights` makes): the
+    // default listens with v0 and says so; asking for the trained listener is a clear error.
+    let v0_model = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/hummingface-v0.safetensors");
+    let out = dir.join("v0-model-out.wav");
+    let res = render(&a.cli, &[good_s, "-o", out.to_str().unwrap(), "--model", v0_model, "--json"]);
+    assert!(res.status.success(), "render with a v0 model failed:\n{}", res.stderr);
+    assert!(res.stderr.contains("no trained listener"), "no note on stderr: {}", res.stderr);
+    let report = hummingface_tests::parse_last_json(&res.stdout).unwrap();
+    assert_eq!(report["listener"], "v0");
+    let out = dir.join("v0-model-trained.wav");
+    let res = render(&a.cli, &[good_s, "-o", out.to_str().unwrap(), "--model", v0_model, "--listener", "trained"]);
+    res.assert_failed_cleanly("--listener trained with a v0 model", &out);
 }

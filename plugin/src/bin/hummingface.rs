@@ -112,10 +112,10 @@ struct RenderArgs {
     /// Generator weights (safetensors) to use instead of the built-in model.
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
-    /// Listener: trained (the network, the default) or v0 (harmonic summation, the plugin's
-    /// default; see BENCHMARKS.md for where each is ahead).
-    #[arg(long, default_value = "trained", value_parser = ["trained", "v0"])]
-    listener: String,
+    /// Listener: trained (the network; the default when the model has one) or v0 (harmonic
+    /// summation, the plugin's default; see BENCHMARKS.md for where each is ahead).
+    #[arg(long, value_parser = ["trained", "v0"])]
+    listener: Option<String>,
     /// Where the notes go: lookahead (the default: each note where it began, found with the
     /// whole file in view — up to 107 ms before the live decoder was sure of it — and the live
     /// decoder's quick corrections dropped) or live (what the plugin plays, in real time and in a
@@ -413,10 +413,18 @@ fn render(args: RenderArgs) -> Result<()> {
     let (sound, preset) = sound_for(&args)?;
     let audio = read_audio(&args.input)?;
     let model = load_model(args.model.as_deref())?;
-    let model = if args.listener == "trained" {
-        if !model.has_trained_listener() {
+    let listener = match args.listener.as_deref() {
+        Some("trained") if !model.has_trained_listener() => {
             anyhow::bail!("this model has no trained listener ({}): use --listener v0", model.name());
         }
+        Some(l) => l,
+        None if model.has_trained_listener() => "trained",
+        None => {
+            eprintln!("note: this model has no trained listener ({}): listening with v0", model.name());
+            "v0"
+        }
+    };
+    let model = if listener == "trained" {
         model.listening_with(hummingface_runtime::generator::ListenerKind::Trained)
     } else {
         model.listening_with(hummingface_runtime::generator::ListenerKind::V0)
@@ -507,7 +515,7 @@ fn render(args: RenderArgs) -> Result<()> {
         late_frames: result.late_frames,
         device: result.device.clone(),
         model: model.name().to_string(),
-        listener: args.listener.clone(),
+        listener: listener.to_string(),
         notes_placed: args.notes.clone(),
         preset: preset.clone(),
         settings: presets::Preset::from_sound(preset.as_deref().unwrap_or("command line"), "", &sound),

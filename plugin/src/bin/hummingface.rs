@@ -168,8 +168,7 @@ struct RenderMidiReport {
     percussion_skipped: usize,
     /// Sustain pedal changes in the file.
     pedal_events: usize,
-    /// Engine latency in samples, plus the lookahead when the notes are placed with it (already
-    /// removed from the output).
+    /// Engine latency in samples (already removed from the output).
     latency_samples: u32,
     /// Output seconds per second of processing.
     realtime_factor: f64,

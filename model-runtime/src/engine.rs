@@ -27,6 +27,12 @@ use crate::model::{DeviceChoice, Model};
 use crate::timing::Timing;
 use crate::tracker::TrackEvent;
 
+/// An input sample as the analysis takes it: bad input never reaches the listener (NaN/Inf →
+/// 0, absurd levels clipped).
+pub(crate) fn clean_input(x: f32) -> f32 {
+    if x.is_finite() { x.clamp(-8.0, 8.0) } else { 0.0 }
+}
+
 /// Lowest sample rate the engine accepts, Hz.
 pub const MIN_SAMPLE_RATE: f32 = 8000.0;
 /// Highest sample rate the engine accepts, Hz.
@@ -513,9 +519,7 @@ impl Engine {
             // frame due), whichever comes first.
             let take = (n - done).min(hop - self.fill).min(self.out_left);
             for i in 0..take {
-                let x = input[done + i];
-                // Bad input never reaches the analysis: NaN/Inf → 0, absurd levels clipped.
-                self.in_hop[self.fill + i] = if x.is_finite() { x.clamp(-8.0, 8.0) } else { 0.0 };
+                self.in_hop[self.fill + i] = clean_input(input[done + i]);
                 let y = self.out_hop[(self.out_fill + i) % hop];
                 wet[done + i] = if y.is_finite() { y } else { 0.0 };
             }

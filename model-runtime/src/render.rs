@@ -174,17 +174,18 @@ pub fn render_offline(
             let mut analyzer = crate::features::Analyzer::new(&t);
             let mut window = vec![0.0f32; t.win_len];
             let mut salience = Vec::with_capacity(crate::v0::N_CANDIDATES);
+            // The controls as the engine hands them to its tracker.
+            let controls = opts.controls.sanitized();
             let hops = (len + latency).div_ceil(t.hop);
             for k in 0..hops {
                 window.copy_within(t.hop.., 0);
                 let newest = t.win_len - t.hop;
                 for (i, x) in window[newest..].iter_mut().enumerate() {
                     let s = k * t.hop + i;
-                    let m = if s < len { channels.iter().map(|c| c[s]).sum::<f32>() / nch as f32 } else { 0.0 };
-                    *x = if m.is_finite() { m.clamp(-8.0, 8.0) } else { 0.0 };
+                    *x = if s < len { crate::engine::clean_input(channels.iter().map(|c| c[s]).sum::<f32>() / nch as f32) } else { 0.0 };
                 }
                 let heard = listener.step(analyzer.analyse(&window), &mut salience).map_err(device_err)?;
-                decoder.push(&heard, &window[newest..], &opts.controls);
+                decoder.push(&heard, &window[newest..], &controls);
                 if k % 4096 == 4095 {
                     progress(0.5 * k as f32 / hops as f32);
                 }

@@ -344,14 +344,12 @@ pub fn dump_listener(root: &Path, args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     (0..n).into_par_iter().try_for_each(|i| -> Result<()> {
         let mut logits = Vec::new();
-        let v = hummingface_runtime::generator::single_threaded(|| hummingface_runtime::train::evaluate::dump_clip(&model, i, if clean { 0.0 } else { 1.0 }, oracle, &mut logits))?;
+        let (v, clip) = hummingface_runtime::generator::single_threaded(|| hummingface_runtime::train::evaluate::dump_clip(&model, i, if clean { 0.0 } else { 1.0 }, oracle, &mut logits))?;
         std::fs::write(out.join(format!("clip{i:03}.json")), serde_json::to_string(&v)?)?;
         let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
         std::fs::write(out.join(format!("clip{i:03}.logits")), bytes)?;
         if wav {
             // The clip itself (32-bit float, its own rate), for tools that listen to it.
-            use hummingface_runtime::train::{dataset, evaluate::HELDOUT_FIRST_SEED};
-            let (clip, _, _) = dataset::make_clip_with(HELDOUT_FIRST_SEED + i as u64, dataset::Split::Heldout, if clean { 0.0 } else { 1.0 });
             let spec = hound::WavSpec { channels: 1, sample_rate: clip.sample_rate as u32, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
             let mut w = hound::WavWriter::create(out.join(format!("clip{i:03}.wav")), spec)?;
             for x in &clip.audio {

@@ -314,8 +314,9 @@ pub fn evaluate(which: &[Which], model: Arc<Model>, first: u64, n: usize, streng
 /// Everything about the trained listener on held-out clip `i` that a note-error breakdown
 /// needs, as JSON (`cargo xtask eval listener-dump`): the reference notes and how they were
 /// sung, the reference pitch per hop, the listener's frames with the tracker's levels, and the
-/// tracker's notes; the pitch logits (`N_CANDIDATES` per frame, f32) go to `logits`.
-pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits: &mut Vec<f32>) -> candle_core::Result<serde_json::Value> {
+/// tracker's notes; the pitch logits (`N_CANDIDATES` per frame, f32) go to `logits`. The clip
+/// itself comes back beside the JSON.
+pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits: &mut Vec<f32>) -> candle_core::Result<(serde_json::Value, Clip)> {
     use serde_json::json;
     let seed = HELDOUT_FIRST_SEED + i as u64;
     let (clip, voice, log) = make_clip_with(seed, Split::Heldout, strength);
@@ -347,7 +348,7 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits:
         .map(|s| json!({"start": s.start_s, "dur": s.dur_s, "midi": s.midi, "onset": format!("{:?}", s.onset), "scoop": s.scoop, "glide": s.glide_s, "fry": s.fry_s}))
         .collect();
     let nan = |v: f32| if v.is_finite() { json!(v) } else { serde_json::Value::Null };
-    Ok(json!({
+    let dump = json!({
         "seed": seed,
         "voice": format!("{voice:?}"),
         "augment": format!("{log:?}"),
@@ -360,5 +361,6 @@ pub fn dump_clip(model: &Model, i: usize, strength: f32, oracle: Oracle, logits:
         "frames": rows.iter().map(|r| r.iter().map(|&v| nan(v)).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "est": notes,
         "est_lookahead": refined,
-    }))
+    });
+    Ok((dump, clip))
 }

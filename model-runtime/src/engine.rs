@@ -59,6 +59,18 @@ pub enum ProcessMode {
     Offline,
 }
 
+/// When the engine plays the notes it hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotePlacement {
+    /// Each note from the hop the decoder decides it (the latency the plugin reports live).
+    #[default]
+    Live,
+    /// Where each note began, found by listening [`crate::lookahead::placement_hops`] hops
+    /// further ([`crate::lookahead`]); the latency grows by as much (181 ms at 48 kHz). For
+    /// recorded vocals and renders, where the host (or the CLI) removes the latency.
+    Lookahead,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
     /// Samples per second, [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`].
@@ -106,6 +118,8 @@ pub struct EngineStats {
     pub pitch: AtomicF32,
     /// Whether the worker thread is running.
     pub worker_alive: AtomicBool,
+    /// The latency the engine has now, samples (it changes with the note placement).
+    pub latency_samples: AtomicU32,
     /// Test hook (see [`Engine::set_worker_delay_us`]): extra µs the worker sleeps per frame.
     worker_delay_us: AtomicU32,
 }
@@ -139,6 +153,8 @@ struct Job {
     controls: Controls,
     /// Play MIDI input instead of the voice.
     midi_only: bool,
+    /// Play the notes placed with lookahead.
+    placing: bool,
     /// MIDI input events for this hop.
     midi: [Option<MidiIn>; MIDI_PER_HOP],
 }
@@ -205,6 +221,7 @@ impl Worker {
             }
             if job.epoch != epoch {
                 self.gen.reset();
+                self.gen.set_placing(job.placing);
                 epoch = job.epoch;
             }
             let start = Instant::now();
@@ -254,6 +271,8 @@ impl Worker {
 
 pub struct Engine {
     timing: Timing,
+    /// The timing with notes played as decided (`timing` adds the placement's hops to it).
+    live_timing: Timing,
     mode: ProcessMode,
     /// Name of the device the generator runs on.
     device_name: String,
@@ -318,11 +337,20 @@ impl Engine {
     /// [`Engine::new`], with the worker pushing every decided frame's pitch and note into `feed`
     /// while it is enabled.
     pub fn with_feed(cfg: EngineConfig, model: Arc<Model>, feed: Option<Arc<PitchFeed>>) -> Result<Engine, EngineError> {
+        Engine::placing(cfg, model, feed, NotePlacement::Live)
+    }
+
+    /// [`Engine::with_feed`], playing the notes it hears as `placement` says.
+    pub fn placing(cfg: EngineConfig, model: Arc<Model>, feed: Option<Arc<PitchFeed>>, placement: NotePlacement) -> Result<Engine, EngineError> {
         let sr = cfg.sample_rate;
         if !sr.is_finite() || !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sr) {
             return Err(EngineError::UnsupportedSampleRate(sr));
         }
-        let timing = Timing::new(sr, cfg.max_block, cfg.mode);
+        let live_timing = Timing::new(sr, cfg.max_block, cfg.mode);
+        let timing = match placement {
+            NotePlacement::Live => live_timing,
+            NotePlacement::Lookahead => live_timing.placing_notes(),
+        };
         crate::generator::pin_thread_count_env();
         let (device, device_note) = select_device(cfg.device);
         let gen = Generator::new(&model, &timing, &device).map_err(|e| EngineError::Device(e.to_string()))?;
@@ -335,7 +363,12 @@ impl Engine {
         let (job_data, job_data_rx) = rtrb::RingBuffer::new(QUEUE_FRAMES * (timing.analysis_bins + timing.hop));
         let (done_tx, done) = rtrb::RingBuffer::new(QUEUE_FRAMES);
         let (done_data_tx, done_data) = rtrb::RingBuffer::new(QUEUE_FRAMES * timing.synth_bins);
-        let stats = Arc::new(EngineStats { note: AtomicI32::new(-1), pitch: AtomicF32::new(f32::NAN), ..Default::default() });
+        let stats = Arc::new(EngineStats {
+            note: AtomicI32::new(-1),
+            pitch: AtomicF32::new(f32::NAN),
+            latency_samples: AtomicU32::new(timing.latency as u32),
+            ..Default::default()
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             gen,
@@ -387,6 +420,7 @@ impl Engine {
 
         Ok(Engine {
             timing,
+            live_timing,
             mode: cfg.mode,
             device_name,
             device_note,
@@ -427,6 +461,34 @@ impl Engine {
 
     pub fn latency_samples(&self) -> u32 {
         self.timing.latency as u32
+    }
+
+    /// The latency with notes placed as `placement` says, samples.
+    pub fn latency_with(&self, placement: NotePlacement) -> u32 {
+        match placement {
+            NotePlacement::Live => self.live_timing.latency as u32,
+            NotePlacement::Lookahead => self.live_timing.placing_notes().latency as u32,
+        }
+    }
+
+    /// How the notes are placed now.
+    pub fn placement(&self) -> NotePlacement {
+        if self.timing.placement_hops > 0 { NotePlacement::Lookahead } else { NotePlacement::Live }
+    }
+
+    /// Place the notes as `placement` says from now on (audio-thread safe, no allocation). A
+    /// change resets the engine (as [`Engine::reset`]) and changes its latency: the caller
+    /// reports the new [`Engine::latency_samples`] to the host.
+    pub fn set_placement(&mut self, placement: NotePlacement) {
+        if placement == self.placement() {
+            return;
+        }
+        self.timing = match placement {
+            NotePlacement::Live => self.live_timing,
+            NotePlacement::Lookahead => self.live_timing.placing_notes(),
+        };
+        self.stats.latency_samples.store(self.timing.latency as u32, Ordering::Relaxed);
+        self.reset();
     }
 
     pub fn timing(&self) -> &Timing {
@@ -483,7 +545,7 @@ impl Engine {
 
     /// Play MIDI input ([`Engine::process_midi`]) instead of the voice: the listener and the
     /// note tracker rest, the pianist plays the MIDI events, and the output keeps the same
-    /// latency (a note played at input sample `p` sounds at output `p + latency`, within
+    /// latency (with notes placed with lookahead too) (a note played at input sample `p` sounds at output `p + latency`, within
     /// half a hop).
     pub fn set_midi_only(&mut self, on: bool) {
         self.midi_only = on;
@@ -499,7 +561,7 @@ impl Engine {
                 break;
             }
             // The hop whose piano frame's attack lands on the event once the latency is added.
-            let target = (here + ev.timing as u64) / hop + self.timing.detection_hops as u64;
+            let target = (here + ev.timing as u64) / hop + (self.timing.detection_hops + self.timing.placement_hops) as u64;
             let slot = (self.midi_head + self.midi_len) % MIDI_QUEUE;
             self.midi_queue[slot] = (target, ev.event);
             self.midi_len += 1;
@@ -574,7 +636,8 @@ impl Engine {
                 self.midi_head = (self.midi_head + 1) % MIDI_QUEUE;
                 self.midi_len -= 1;
             }
-            let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls, midi_only: self.midi_only, midi });
+            let placing = self.timing.placement_hops > 0;
+            let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls, midi_only: self.midi_only, placing, midi });
             self.stats.frames.fetch_add(1, Ordering::Relaxed);
             self.worker_thread.unpark();
         } else {

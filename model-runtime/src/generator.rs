@@ -274,6 +274,12 @@ pub struct Generator {
     salience: Vec<f32>,
     /// Mean square of the previous hop of input.
     prev_energy: f32,
+    /// The live decoder and its placer, which play instead of `tracker` while `placing` (notes
+    /// placed with lookahead).
+    placer: Box<crate::lookahead::Decoder>,
+    placing: bool,
+    /// The note the placed events leave sounding.
+    placed_note: Option<u8>,
 }
 
 impl Generator {
@@ -285,13 +291,23 @@ impl Generator {
     pub fn with_listener(model: &Model, timing: &Timing, device: &Device, kind: ListenerKind) -> candle_core::Result<Self> {
         let listener = AnyListener::new(kind, model, timing, device)?;
         let voicing = listener.voicing(model);
+        let placer = Box::new(crate::lookahead::Decoder::new(timing, voicing, detection_delay(listener.kind(), model)));
         Ok(Generator {
             listener,
             tracker: NoteTracker::new(timing.hop_seconds(), timing.lookahead_hops, voicing),
             pianist: AnyPianist::new(model.pianist(), model, timing, device)?,
             salience: Vec::with_capacity(crate::v0::N_CANDIDATES),
             prev_energy: 0.0,
+            placer,
+            placing: timing.placement_hops > 0,
+            placed_note: None,
         })
+    }
+
+    /// Play notes placed with lookahead (`true`, [`crate::lookahead`]) or as they are decided.
+    /// Takes effect cleanly after [`Generator::reset`]; no allocation.
+    pub fn set_placing(&mut self, on: bool) {
+        self.placing = on;
     }
 
     pub fn reset(&mut self) {
@@ -299,6 +315,8 @@ impl Generator {
         self.tracker.reset();
         self.pianist.reset();
         self.prev_energy = 0.0;
+        self.placer.reset();
+        self.placed_note = None;
     }
 
     pub fn device(&self) -> &Device {
@@ -328,8 +346,26 @@ impl Generator {
         spectrum: &mut [Complex32],
         emit: &mut dyn FnMut(TrackEvent),
     ) -> candle_core::Result<FrameReport> {
-        let post = posterior(&heard, hop_samples, &mut self.prev_energy);
         let pianist = &mut self.pianist;
+        if self.placing {
+            let d = &mut self.placer;
+            // The decisions go to the placer; the placed events of the hop `placement_hops`
+            // before the decided one play now.
+            let sounding = &mut self.placed_note;
+            d.push(&heard, hop_samples, controls, &mut |_, _| {}, &mut |_, ev| {
+                pianist.event(ev, controls);
+                match ev {
+                    TrackEvent::On { note, .. } => *sounding = Some(note),
+                    TrackEvent::Off { note } if *sounding == Some(note) => *sounding = None,
+                    TrackEvent::Off { .. } => {}
+                }
+                emit(ev);
+            });
+            self.pianist.synthesize(spectrum)?;
+            let pitch = d.decided_hop().checked_sub(d.delay()).and_then(|h| d.heard(h)).map_or(f32::NAN, |h| h.pitch);
+            return Ok(FrameReport { pitch, note: self.placed_note });
+        }
+        let post = posterior(&heard, hop_samples, &mut self.prev_energy);
         self.tracker.push(post, controls, &mut |ev| {
             pianist.event(ev, controls);
             emit(ev);

@@ -1,25 +1,34 @@
-//! Notes of a whole recording placed with lookahead: what a render of a file can do that a live
-//! plugin cannot (`hummingface render`'s default; `--notes live` plays what the plugin plays).
+//! Notes placed with lookahead: where each note began, found by listening a little past the
+//! moment the live decoder decided it. `hummingface render` does this by default, and so does
+//! the plugin with its `Note timing` parameter on `Lookahead` (for recorded vocals and bounces:
+//! the host compensates the larger latency); `--notes live` / `Live` play what the live plugin
+//! plays.
 //!
 //! Live, the decoder starts a note once it has heard enough to be sure of the pitch: a scoop,
 //! a glide from the previous note, a soft attack or the previous note's room tail hides the new
 //! pitch for a while, so on the held-out synthetic set 41 % of the trained listener's notes on a
-//! sung note's pitch start more than 50 ms (mir_eval's tolerance) after its onset. A render of a file has the
-//! whole recording, so after the live decoder has decided — which notes, their pitches,
-//! velocities and ends are its own — [`refine`] places each note where it began, looking at
-//! most [`LOOKAHEAD_S`] back from the decision:
+//! sung note's pitch start more than 50 ms (mir_eval's tolerance) after its onset. With
+//! [`placement_hops`] more latency, after the live decoder has decided — which notes, their
+//! pitches, velocities and ends are its own — the [`Placer`] places each note where it began,
+//! looking at most [`LOOKAHEAD_S`] back from the decision:
 //!
 //! - back over the hops that are voiced and not on the previous note's pitch (a glide's
 //!   approach, a scoop, a phrase's first syllable), to the first of them; it stops at an onset
 //!   the listener heard (the trained listener's onset output) and never passes the previous
-//!   note's start;
+//!   note's decision;
 //! - then [`ATTACK_S`] earlier: a voice's attack rises for a few ms before the frames call it
 //!   voiced;
 //! - a note followed by another within [`MIN_GAP_S`] (the live decoder's corrections: a scoop
 //!   that settled, an octave slip) is dropped, and the note that replaced it starts in its place.
 //!
-//! [`Decoder`] is the live decoder run over a whole recording, hop by hop (the render's first
-//! pass; [`decode`] the evaluation's, over batched listener frames).
+//! A note decided later starts at most [`LOOKAHEAD_S`] before its decision and drops an earlier
+//! note only if it starts within [`MIN_GAP_S`] of it, so a placed note's events are final
+//! [`placement_hops`] hops after the hop being decided (34 hops, 181 ms, at 48 kHz): the
+//! [`Placer`] hands them on then, hop by hop, in a fixed amount of memory. [`Decoder`] is the
+//! live decoder with a placer behind it (the engine's worker runs it); [`decode`] runs it over
+//! a recording's listener frames (the evaluation).
+
+use std::collections::VecDeque;
 
 use crate::controls::Controls;
 use crate::generator::posterior;
@@ -33,6 +42,30 @@ pub const LOOKAHEAD_S: f32 = 0.107;
 pub const ATTACK_S: f32 = 0.0107;
 /// A note followed by another sooner than this is a correction, seconds.
 pub const MIN_GAP_S: f32 = 0.08;
+/// The previous note's pitch is the median of at most this many hops before a decision (5.5 s:
+/// a longer note is judged on its last part).
+const MEDIAN_SPAN: usize = 1024;
+/// Hops of what was heard kept (more than the median span plus the placement).
+const RING: usize = 2048;
+/// Notes waiting for their events (far more than fit in the placement's hops).
+const MAX_PENDING: usize = 256;
+
+/// (most hops a note moves back, attack pad, the gap in hops under which a note is a
+/// correction) at a hop of `hop_s` seconds.
+fn limits(hop_s: f32) -> (usize, usize, usize) {
+    let max_back = (LOOKAHEAD_S / hop_s).round() as usize;
+    let pad = (ATTACK_S / hop_s).round() as usize;
+    let gap = (1..RING).find(|&d| d as f32 * hop_s >= MIN_GAP_S).unwrap_or(RING);
+    (max_back, pad, gap)
+}
+
+/// At a hop of `hop_s` seconds: once the live decoder has decided about hop `j`, the placed
+/// events of hop `j − placement_hops` are final (see the module's doc). The latency that placing
+/// notes adds, in hops.
+pub fn placement_hops(hop_s: f32) -> usize {
+    let (max_back, _, gap) = limits(hop_s);
+    max_back + gap - 1
+}
 
 /// A note in hops: hop `h` holds input samples `[h·H, (h+1)·H)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,20 +90,248 @@ pub struct HeardHop {
     pub onset: bool,
 }
 
-/// The live decoder's result over a whole recording.
-#[derive(Debug, Clone, Default)]
-pub struct Decoded {
-    /// Notes as the live decoder decided them (start = the hop of the decision).
-    pub notes: Vec<HopNote>,
-    /// Per hop (index = hop).
-    pub heard: Vec<HeardHop>,
-    /// Per listener frame: voiced at the decoder's strong threshold (frame `k` describes hop
-    /// `k - delay`).
-    pub voiced: Vec<bool>,
+impl HeardHop {
+    const UNVOICED: HeardHop = HeardHop { pitch: f32::NAN, onset: false };
 }
 
-/// The live decoder run over a recording hop by hop, keeping what [`refine`] needs: the notes
-/// it decides and what it heard in every hop.
+/// A decided note waiting for its placed events.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// Placed start.
+    start: usize,
+    /// The hop the live decoder decided it at.
+    decided: usize,
+    /// End as decided (None while it sounds).
+    end: Option<usize>,
+    note: u8,
+    velocity: f32,
+    /// Its note-on was handed on.
+    on_sent: bool,
+}
+
+/// Places the live decoder's notes as they are decided (see the module's doc) and hands their
+/// events on [`placement_hops`] hops later. Allocates only in [`Placer::new`].
+pub struct Placer {
+    max_back: usize,
+    pad: usize,
+    gap: usize,
+    delay: usize,
+    /// What was heard, hop `h` at `h % RING`.
+    heard: Vec<HeardHop>,
+    /// Hops heard so far.
+    hops: usize,
+    /// Scratch for medians.
+    scratch: Vec<f32>,
+    /// The decision hop of the last note decided.
+    last_decided: Option<usize>,
+    /// Notes whose events are not all handed on, by start; the last is the last decided.
+    pending: VecDeque<Pending>,
+    /// Next hop whose events are handed on.
+    next_out: usize,
+}
+
+impl Placer {
+    /// For hops of `hop_s` seconds.
+    pub fn new(hop_s: f32) -> Placer {
+        let (max_back, pad, gap) = limits(hop_s);
+        Placer {
+            max_back,
+            pad,
+            gap,
+            delay: max_back + gap - 1,
+            heard: vec![HeardHop::UNVOICED; RING],
+            hops: 0,
+            scratch: Vec::with_capacity(MEDIAN_SPAN),
+            last_decided: None,
+            pending: VecDeque::with_capacity(MAX_PENDING),
+            next_out: 0,
+        }
+    }
+
+    /// Forget everything (no allocation).
+    pub fn reset(&mut self) {
+        self.heard.fill(HeardHop::UNVOICED);
+        self.hops = 0;
+        self.last_decided = None;
+        self.pending.clear();
+        self.next_out = 0;
+    }
+
+    /// Hops between a decision and its placed events being handed on.
+    pub fn delay(&self) -> usize {
+        self.delay
+    }
+
+    /// What was heard in hop `h`, if it was heard and is still kept.
+    pub fn heard(&self, h: usize) -> Option<HeardHop> {
+        (h < self.hops && h + RING >= self.hops).then(|| self.heard[h % RING])
+    }
+
+    /// The next hop (hops are heard in order from 0).
+    pub fn hear(&mut self, h: HeardHop) {
+        self.heard[self.hops % RING] = h;
+        self.hops += 1;
+    }
+
+    /// Median of the voiced pitches heard in hops `[a, b)` (at most [`MEDIAN_SPAN`] of the
+    /// last); NaN when none is voiced.
+    fn median(&mut self, a: usize, b: usize) -> f32 {
+        let a = a.max(b.saturating_sub(MEDIAN_SPAN));
+        self.scratch.clear();
+        for h in a..b {
+            if let Some(x) = self.heard(h) {
+                if x.pitch.is_finite() {
+                    self.scratch.push(x.pitch);
+                }
+            }
+        }
+        if self.scratch.is_empty() {
+            return f32::NAN;
+        }
+        let mid = self.scratch.len() / 2;
+        *self.scratch.select_nth_unstable_by(mid, f32::total_cmp).1
+    }
+
+    /// The live decoder started `note` at hop `at` (the sounding note, if any, ends there).
+    pub fn on(&mut self, at: usize, note: u8, velocity: f32) {
+        if let Some(p) = self.pending.back_mut() {
+            if p.end.is_none() {
+                p.end = Some(at.max(p.decided + 1));
+            }
+        }
+        let floor = self.last_decided.map_or(0, |d| d + 1);
+        let lo = at.saturating_sub(self.max_back).max(floor);
+        // The pitch sung where the decoder decided, and the previous note's (transpose and scale
+        // do not enter: both are what the listener heard).
+        let sung = self.heard(at).map_or(f32::NAN, |h| h.pitch);
+        let before = match self.last_decided {
+            Some(d) => self.median(d, at),
+            None => f32::NAN,
+        };
+        // A re-sung note on the previous pitch: its approach is that pitch too.
+        let repeat = (sung - before).abs() < 0.5;
+        let mut start = at;
+        let mut h = at;
+        while h > lo {
+            h -= 1;
+            let Some(x) = self.heard(h) else { break };
+            if !x.pitch.is_finite() || (!repeat && (x.pitch - before).abs() < 0.5) {
+                break;
+            }
+            start = h;
+            if x.onset {
+                break;
+            }
+        }
+        self.last_decided = Some(at);
+        let mut new = Pending { start: start.saturating_sub(self.pad).max(lo), decided: at, end: None, note, velocity, on_sent: false };
+        // A correction: the previous note gives way to this one, which starts in its place.
+        if let Some(prev) = self.pending.back() {
+            if !prev.on_sent && new.start.saturating_sub(prev.start) < self.gap {
+                new.start = prev.start;
+                self.pending.pop_back();
+            }
+        }
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push_back(new);
+        }
+    }
+
+    /// The live decoder ended `note` at hop `at`.
+    pub fn off(&mut self, at: usize, note: u8) {
+        if let Some(p) = self.pending.back_mut() {
+            if p.end.is_none() && p.note == note {
+                p.end = Some(at.max(p.decided + 1));
+            }
+        }
+    }
+
+    /// Hand on the placed events of the hops before `until` (hop, event; a note-off before a
+    /// note-on at the same hop). Final once `until` is at most the decided hop + 1 −
+    /// [`Placer::delay`].
+    pub fn release(&mut self, until: usize, out: &mut dyn FnMut(usize, TrackEvent)) {
+        while self.next_out < until {
+            let o = self.next_out;
+            // One note at a time: a note ends where the next one starts.
+            while let Some(front) = self.pending.front() {
+                let next_start = self.pending.get(1).map(|n| n.start);
+                let end = match (front.end, next_start) {
+                    (Some(e), Some(s)) => Some(e.min(s)),
+                    (e, s) => e.or(s),
+                };
+                match end.map(|e| e.max(front.start + 1)) {
+                    Some(e) if front.on_sent && e <= o => {
+                        out(e, TrackEvent::Off { note: front.note });
+                        self.pending.pop_front();
+                    }
+                    _ => break,
+                }
+            }
+            if let Some(front) = self.pending.front_mut() {
+                if !front.on_sent && front.start <= o {
+                    front.on_sent = true;
+                    out(front.start, TrackEvent::On { note: front.note, velocity: front.velocity });
+                }
+            }
+            self.next_out += 1;
+        }
+    }
+
+    /// The recording ended after hop `end − 1`: a note still sounding ends there, and every
+    /// event is handed on.
+    pub fn finish(&mut self, end: usize, out: &mut dyn FnMut(usize, TrackEvent)) {
+        if let Some(p) = self.pending.back_mut() {
+            if p.end.is_none() {
+                p.end = Some(end.max(p.decided + 1));
+            }
+        }
+        let last = self.pending.iter().map(|p| p.end.unwrap_or(p.start + 1).max(p.start + 1)).max().unwrap_or(0);
+        self.release(last + 1, out);
+    }
+}
+
+/// Notes collected from (hop, event) pairs: a note-on ends the sounding note.
+#[derive(Default)]
+struct Collector {
+    open: Option<HopNote>,
+    notes: Vec<HopNote>,
+}
+
+impl Collector {
+    fn event(&mut self, at: usize, ev: TrackEvent) {
+        match ev {
+            TrackEvent::On { note, velocity } => {
+                self.close(at);
+                self.open = Some(HopNote { start: at, end: at + 1, note, velocity });
+            }
+            TrackEvent::Off { note } => {
+                if self.open.is_some_and(|n| n.note == note) {
+                    self.close(at);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, at: usize) {
+        if let Some(mut n) = self.open.take() {
+            n.end = at.max(n.start + 1);
+            self.notes.push(n);
+        }
+    }
+}
+
+/// What one listener frame told the [`Decoder`].
+#[derive(Debug, Clone, Copy)]
+pub struct FrameHeard {
+    /// Voiced at the decoder's strong threshold.
+    pub voiced: bool,
+    /// The hop it describes, once there is one (frame `k` describes hop `k − delay`).
+    pub hop: Option<HeardHop>,
+}
+
+/// The live decoder (the engine's note tracker, fed as the engine feeds it) with a [`Placer`]
+/// behind it: every decision goes to the placer, whose events come out [`Decoder::delay`] hops
+/// later. Allocates only in [`Decoder::new`].
 pub struct Decoder {
     tracker: NoteTracker,
     voicing: Voicing,
@@ -82,8 +343,7 @@ pub struct Decoder {
     delay: usize,
     lookahead: usize,
     prev_energy: f32,
-    open: Option<HopNote>,
-    out: Decoded,
+    placer: Placer,
 }
 
 impl Decoder {
@@ -98,126 +358,139 @@ impl Decoder {
             delay,
             lookahead: t.lookahead_hops,
             prev_energy: 0.0,
-            open: None,
-            out: Decoded::default(),
+            placer: Placer::new(t.hop_seconds()),
         }
+    }
+
+    pub fn reset(&mut self) {
+        self.tracker.reset();
+        self.frames = 0;
+        self.prev_energy = 0.0;
+        self.placer.reset();
+    }
+
+    /// Hops between a decision and its placed events ([`placement_hops`]).
+    pub fn delay(&self) -> usize {
+        self.placer.delay()
+    }
+
+    /// What was heard in hop `h` (recent hops only).
+    pub fn heard(&self, h: usize) -> Option<HeardHop> {
+        self.placer.heard(h)
+    }
+
+    /// The hop the newest frame decided about (frame `k` decides about hop `k − lookahead −
+    /// delay`, 0 before).
+    pub fn decided_hop(&self) -> usize {
+        self.frames.saturating_sub(1 + self.lookahead + self.delay)
     }
 
     /// The next listener frame and the newest hop of the listened signal (for the levels), as
-    /// the engine hands them to the tracker.
-    pub fn push(&mut self, f: &ListenerFrame, hop_samples: &[f32], controls: &Controls) {
+    /// the engine hands them to its tracker. The live decisions go to `live`, the placed events
+    /// that became final to `placed` (hop, event).
+    pub fn push(
+        &mut self,
+        f: &ListenerFrame,
+        hop_samples: &[f32],
+        controls: &Controls,
+        live: &mut dyn FnMut(usize, TrackEvent),
+        placed: &mut dyn FnMut(usize, TrackEvent),
+    ) -> FrameHeard {
         let k = self.frames;
         self.frames += 1;
         let post = posterior(f, hop_samples, &mut self.prev_energy);
-        self.out.voiced.push(self.voicing.is_voiced(&post, controls, false));
+        let voiced = self.voicing.is_voiced(&post, controls, false);
+        let mut hop = None;
         if k >= self.delay {
-            let voiced = post.pitch.is_finite() && self.voicing.is_voiced(&post, controls, true);
-            let onset = self.onset_threshold.is_some_and(|th| post.flux > th);
-            self.out.heard.push(HeardHop { pitch: if voiced { post.pitch } else { f32::NAN }, onset });
+            let v = post.pitch.is_finite() && self.voicing.is_voiced(&post, controls, true);
+            let h = HeardHop { pitch: if v { post.pitch } else { f32::NAN }, onset: self.onset_threshold.is_some_and(|th| post.flux > th) };
+            self.placer.hear(h);
+            hop = Some(h);
         }
-        let j = k.saturating_sub(self.lookahead + self.delay);
-        let (open, notes) = (&mut self.open, &mut self.out.notes);
-        self.tracker.push(post, controls, &mut |ev| match ev {
-            TrackEvent::On { note, velocity } => {
-                if let Some(mut n) = open.take() {
-                    n.end = j.max(n.start + 1);
-                    notes.push(n);
-                }
-                *open = Some(HopNote { start: j, end: j + 1, note, velocity });
-            }
-            TrackEvent::Off { note } => {
-                if let Some(mut n) = open.take_if(|n| n.note == note) {
-                    n.end = j.max(n.start + 1);
-                    notes.push(n);
-                }
+        let j = self.decided_hop();
+        let placer = &mut self.placer;
+        self.tracker.push(post, controls, &mut |ev| {
+            live(j, ev);
+            match ev {
+                TrackEvent::On { note, velocity } => placer.on(j, note, velocity),
+                TrackEvent::Off { note } => placer.off(j, note),
             }
         });
+        if k >= self.lookahead + self.delay {
+            let until = (j + 1).saturating_sub(self.placer.delay());
+            self.placer.release(until, placed);
+        }
+        FrameHeard { voiced, hop }
     }
 
-    /// Everything decided; a note still sounding ends after the last described hop.
-    pub fn finish(mut self) -> Decoded {
-        if let Some(mut n) = self.open.take() {
-            n.end = self.frames.saturating_sub(self.delay).max(n.start + 1);
-            self.out.notes.push(n);
-        }
-        self.out
+    /// The recording ended: every placed event still waiting goes to `placed`.
+    pub fn finish(&mut self, placed: &mut dyn FnMut(usize, TrackEvent)) {
+        let end = self.frames.saturating_sub(self.delay);
+        self.placer.finish(end, placed);
     }
+}
+
+/// The decoder's result over a whole recording.
+#[derive(Debug, Clone, Default)]
+pub struct Decoded {
+    /// Notes as the live decoder decided them (start = the hop of the decision).
+    pub notes: Vec<HopNote>,
+    /// The same notes placed with lookahead.
+    pub placed: Vec<HopNote>,
+    /// Per hop (index = hop).
+    pub heard: Vec<HeardHop>,
+    /// Per listener frame: voiced at the decoder's strong threshold (frame `k` describes hop
+    /// `k - delay`).
+    pub voiced: Vec<bool>,
 }
 
 /// [`Decoder`] over a whole recording's listener `frames` and the listened `audio`.
 pub fn decode(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing: Voicing, controls: &Controls, delay: usize) -> Decoded {
     let mut d = Decoder::new(t, voicing, delay);
+    let (mut live, mut placed) = (Collector::default(), Collector::default());
+    let mut out = Decoded::default();
     for (k, f) in frames.iter().enumerate() {
-        d.push(f, &audio[k * t.hop..(k + 1) * t.hop], controls);
+        let heard = d.push(f, &audio[k * t.hop..(k + 1) * t.hop], controls, &mut |at, ev| live.event(at, ev), &mut |at, ev| placed.event(at, ev));
+        out.voiced.push(heard.voiced);
+        out.heard.extend(heard.hop);
     }
-    d.finish()
-}
-
-/// Median of the voiced pitches heard in hops `[a, b)`; NaN when none is voiced.
-fn median_pitch(heard: &[HeardHop], a: usize, b: usize) -> f32 {
-    let mut v: Vec<f32> = heard[a.min(heard.len())..b.min(heard.len())].iter().map(|h| h.pitch).filter(|p| p.is_finite()).collect();
-    if v.is_empty() {
-        return f32::NAN;
-    }
-    v.sort_by(f32::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The live decoder's `notes` (sorted by start, not overlapping) placed where they began (see
-/// the module's doc); `heard` is indexed by hop, `hop_s` its duration.
-pub fn refine(notes: &[HopNote], heard: &[HeardHop], hop_s: f32) -> Vec<HopNote> {
-    let max_back = (LOOKAHEAD_S / hop_s).round() as usize;
-    let pad = (ATTACK_S / hop_s).round() as usize;
-    let mut moved: Vec<HopNote> = Vec::with_capacity(notes.len());
-    for (i, n) in notes.iter().enumerate() {
-        let floor = if i > 0 { notes[i - 1].start + 1 } else { 0 };
-        let lo = n.start.saturating_sub(max_back).max(floor);
-        // The pitch sung where the decoder decided, and the previous note's (transpose and scale
-        // do not enter: both are what the listener heard).
-        let sung = match heard.get(n.start).map(|h| h.pitch) {
-            Some(p) if p.is_finite() => p,
-            _ => median_pitch(heard, n.start, n.end),
-        };
-        let before = if i > 0 { median_pitch(heard, notes[i - 1].start, n.start) } else { f32::NAN };
-        // A re-sung note on the previous pitch: its approach is that pitch too.
-        let repeat = (sung - before).abs() < 0.5;
-        let mut start = n.start;
-        let mut h = n.start;
-        while h > lo {
-            h -= 1;
-            let Some(x) = heard.get(h) else { break };
-            if !x.pitch.is_finite() || (!repeat && (x.pitch - before).abs() < 0.5) {
-                break;
-            }
-            start = h;
-            if x.onset {
-                break;
-            }
-        }
-        moved.push(HopNote { start: start.saturating_sub(pad).max(lo), ..*n });
-    }
-    // Corrections: a note followed by another within MIN_GAP_S gives way to it.
-    let mut out: Vec<HopNote> = Vec::with_capacity(moved.len());
-    let mut i = 0;
-    while i < moved.len() {
-        let n = moved[i];
-        if let Some(next) = moved.get_mut(i + 1) {
-            if ((next.start.saturating_sub(n.start)) as f32) * hop_s < MIN_GAP_S {
-                next.start = n.start;
-                i += 1;
-                continue;
-            }
-        }
-        out.push(n);
-        i += 1;
-    }
-    // One note at a time: a note ends where the next one now starts.
-    for i in 1..out.len() {
-        let next_start = out[i].start;
-        let prev = &mut out[i - 1];
-        prev.end = prev.end.min(next_start).max(prev.start + 1);
-    }
+    d.finish(&mut |at, ev| placed.event(at, ev));
+    // A note still sounding ends after the last described hop.
+    let end = frames.len().saturating_sub(delay);
+    live.close(end);
+    placed.close(end);
+    out.notes = live.notes;
+    out.placed = placed.notes;
     out
+}
+
+/// The live decoder's `notes` (sorted by start, not overlapping; each decided at its start) placed
+/// where they began by a [`Placer`]; `heard` is indexed by hop, `hop_s` its duration.
+pub fn refine(notes: &[HopNote], heard: &[HeardHop], hop_s: f32) -> Vec<HopNote> {
+    let mut p = Placer::new(hop_s);
+    let mut out = Collector::default();
+    // (hop, is a note-on, note index): at one hop the note-off comes first.
+    let mut events: Vec<(usize, bool, usize)> = notes.iter().enumerate().flat_map(|(i, n)| [(n.start, true, i), (n.end, false, i)]).collect();
+    events.sort();
+    let last = events.last().map_or(0, |e| e.0 + 1);
+    let mut next = 0;
+    for h in 0..heard.len().max(last) {
+        if let Some(&x) = heard.get(h) {
+            p.hear(x);
+        }
+        while let Some(&(at, on, i)) = events.get(next).filter(|e| e.0 == h) {
+            let n = notes[i];
+            if on {
+                p.on(at, n.note, n.velocity);
+            } else {
+                p.off(at, n.note);
+            }
+            next += 1;
+        }
+    }
+    p.finish(heard.len(), &mut |at, ev| out.event(at, ev));
+    out.close(heard.len());
+    out.notes
 }
 
 #[cfg(test)]

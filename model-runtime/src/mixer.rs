@@ -18,8 +18,13 @@ pub struct Mixer {
 
 impl Mixer {
     pub fn new(channels: usize, delay_samples: usize) -> Mixer {
+        Mixer::with_capacity(channels, delay_samples, delay_samples)
+    }
+
+    /// A mixer whose delay can later be set up to `max_delay` samples without allocating.
+    pub fn with_capacity(channels: usize, delay_samples: usize, max_delay: usize) -> Mixer {
         Mixer {
-            delay_lines: vec![vec![0.0; delay_samples]; channels],
+            delay_lines: vec![vec![0.0; max_delay.max(delay_samples)]; channels],
             delay: delay_samples,
             pos: 0,
             mix: f32::NAN,
@@ -29,6 +34,14 @@ impl Mixer {
 
     pub fn delay(&self) -> usize {
         self.delay
+    }
+
+    /// Delay the dry signal by `delay_samples` from now on (at most the capacity given at
+    /// creation); clears the delay line. No allocation.
+    pub fn set_delay(&mut self, delay_samples: usize) {
+        let cap = self.delay_lines.first().map_or(0, Vec::len);
+        self.delay = delay_samples.min(cap);
+        self.reset();
     }
 
     pub fn reset(&mut self) {

@@ -362,6 +362,7 @@ impl PianistNet {
         self.fresh = [false; VOICES];
         self.pedal = false;
         self.noise.reset();
+        self.hop_count = 0;
     }
 
     /// Longest control step in hops ([`MAX_CONTROL_HOPS`] by default; 1 runs the network for

@@ -5,23 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::controls::Controls;
-use crate::engine::{Engine, EngineConfig, EngineError, NoteEvent, ProcessMode};
+use crate::engine::{Engine, EngineConfig, EngineError, NoteEvent, NotePlacement, ProcessMode};
 use crate::feed::PitchFeed;
 use crate::mixer::Mixer;
-use crate::generator::{AnyListener, MidiIn};
 use crate::model::{DeviceChoice, Model};
-
-/// Where a render of a vocal places its notes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NotePlacement {
-    /// As the plugin plays them live and in a host's offline bounce: each note from the hop
-    /// the decoder decides it.
-    #[default]
-    Live,
-    /// Where each note began, found with the whole file in view ([`crate::lookahead`]): the
-    /// live decoder's notes, moved back to their onsets, its quick corrections dropped.
-    Lookahead,
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RenderOptions {
@@ -33,6 +20,8 @@ pub struct RenderOptions {
     pub device: DeviceChoice,
     /// Block size fed to the engine, samples (the result does not depend on it).
     pub block: usize,
+    /// When the notes play: as the live plugin plays them, or placed with lookahead (the
+    /// latency, removed from the result, grows by [`crate::lookahead::placement_hops`] hops).
     pub notes: NotePlacement,
 }
 
@@ -111,13 +100,9 @@ fn pair_notes(events: Vec<(u64, NoteEvent)>, latency: usize, len: usize) -> Vec<
     notes
 }
 
-/// Render `channels` (all the same length) offline. `progress` receives 0..1.
-///
-/// With [`NotePlacement::Live`] the engine listens and plays hop by hop, as in a host's
-/// offline bounce. With [`NotePlacement::Lookahead`] the listener first hears the whole file
-/// hop by hop (as the engine runs it), the live decoder decides the notes and [`crate::lookahead::refine`]
-/// places them; the engine then plays those notes (the listener resting) and mixes them
-/// with the vocal. The reported latency is then the engine's plus the lookahead.
+/// Render `channels` (all the same length) offline: the engine listens to their mono mix hop
+/// by hop, as in a host's offline bounce with the same note placement, and its piano is mixed
+/// with them. `progress` receives 0..1.
 pub fn render_offline(
     channels: &[Vec<f32>],
     sample_rate: f32,
@@ -135,93 +120,35 @@ pub fn render_offline(
     }
     let block = opts.block.clamp(1, 1 << 16);
     let cfg = EngineConfig { sample_rate, max_block: block, mode: ProcessMode::Offline, device: opts.device };
-    match opts.notes {
-        NotePlacement::Live => {
-            // Every decided frame's pitch; drained after each block, far below the feed's capacity.
-            let feed = Arc::new(PitchFeed::default());
-            feed.set_enabled(true);
-            let mut engine = Engine::with_feed(cfg, model, Some(feed.clone()))?;
-            let mut pitch: Vec<f32> = Vec::new();
-            let mut next_frame = 0;
-            let mut r = drive(&mut engine, channels, opts, None, progress, &mut || {
-                next_frame = feed.read_since(next_frame, &mut |f| {
-                    pitch.resize(f.index as usize, f32::NAN);
-                    pitch.push(f.pitch);
-                });
-            })?;
-            // Frame `k`'s events leave the output `(k + 1.5)` hops in (see `Engine::schedule`), and
-            // its pitch belongs to the same decided frame; minus the latency, like the notes.
-            let hop = engine.timing().hop as f64;
-            r.pitch = PitchCurve { first_s: (1.5 * hop - r.latency_samples as f64) / sample_rate as f64, hop_s: hop / sample_rate as f64, midi: pitch };
-            Ok(r)
-        }
-        NotePlacement::Lookahead => {
-            // The engine first: it checks the rate, and plays the notes afterwards.
-            let mut engine = Engine::new(cfg, model.clone())?;
-            engine.set_midi_only(true);
-            let t = *engine.timing();
-            let latency = t.latency;
-            let start = Instant::now();
-            // The listener hears the mono mix the engine would (bad samples silenced as it
-            // does) hop by hop, as the engine runs it, followed by one latency of silence so that
-            // the last note is decided.
-            let kind = model.listener();
-            let (device, _) = crate::generator::select_device(opts.device);
-            let device_err = |e: candle_core::Error| EngineError::Device(e.to_string());
-            let mut listener = AnyListener::new(kind, &model, &t, &device).map_err(device_err)?;
-            let delay = crate::generator::detection_delay(kind, &model);
-            let mut decoder = crate::lookahead::Decoder::new(&t, crate::generator::voicing_for(kind, &model), delay);
-            let mut analyzer = crate::features::Analyzer::new(&t);
-            let mut window = vec![0.0f32; t.win_len];
-            let mut salience = Vec::with_capacity(crate::v0::N_CANDIDATES);
-            // The controls as the engine hands them to its tracker.
-            let controls = opts.controls.sanitized();
-            let hops = (len + latency).div_ceil(t.hop);
-            for k in 0..hops {
-                window.copy_within(t.hop.., 0);
-                let newest = t.win_len - t.hop;
-                for (i, x) in window[newest..].iter_mut().enumerate() {
-                    let s = k * t.hop + i;
-                    *x = if s < len { crate::engine::clean_input(channels.iter().map(|c| c[s]).sum::<f32>() / nch as f32) } else { 0.0 };
-                }
-                let heard = listener.step(analyzer.analyse(&window), &mut salience).map_err(device_err)?;
-                decoder.push(&heard, &window[newest..], &controls);
-                if k % 4096 == 4095 {
-                    progress(0.5 * k as f32 / hops as f32);
-                }
-            }
-            let decoded = decoder.finish();
-            let notes = crate::lookahead::refine(&decoded.notes, &decoded.heard, t.hop_seconds());
-            // Note-offs before note-ons at the same sample (a re-struck key).
-            let mut midi: Vec<(u64, MidiIn)> = Vec::with_capacity(2 * notes.len());
-            for n in &notes {
-                midi.push(((n.start * t.hop) as u64, MidiIn::On { note: n.note, velocity: n.velocity }));
-                midi.push(((n.end * t.hop) as u64, MidiIn::Off { note: n.note }));
-            }
-            midi.sort_by_key(|(at, ev)| (*at, matches!(ev, MidiIn::On { .. })));
-            let listen_s = start.elapsed().as_secs_f64();
-            let mut r = drive(&mut engine, channels, opts, Some(&midi), &mut |p| progress(0.5 + 0.5 * p), &mut || {})?;
-            r.elapsed_s += listen_s;
-            r.latency_samples += (crate::lookahead::LOOKAHEAD_S * sample_rate).round() as u32;
-            let hop_s = t.hop_seconds() as f64;
-            r.pitch = PitchCurve { first_s: 0.5 * hop_s, hop_s, midi: decoded.heard.iter().map(|h| h.pitch).collect() };
-            Ok(r)
-        }
-    }
+    // Every decided frame's pitch; drained after each block, far below the feed's capacity.
+    let feed = Arc::new(PitchFeed::default());
+    feed.set_enabled(true);
+    let mut engine = Engine::placing(cfg, model, Some(feed.clone()), opts.notes)?;
+    let mut pitch: Vec<f32> = Vec::new();
+    let mut next_frame = 0;
+    let mut r = drive(&mut engine, channels, opts, progress, &mut || {
+        next_frame = feed.read_since(next_frame, &mut |f| {
+            pitch.resize(f.index as usize, f32::NAN);
+            pitch.push(f.pitch);
+        });
+    })?;
+    // Frame `k`'s events leave the output `(k + 1.5)` hops in (see `Engine::schedule`), and its
+    // pitch belongs to the hop whose events it plays; minus the latency, like the notes.
+    let hop = engine.timing().hop as f64;
+    r.pitch = PitchCurve { first_s: (1.5 * hop - r.latency_samples as f64) / sample_rate as f64, hop_s: hop / sample_rate as f64, midi: pitch };
+    Ok(r)
 }
 
 /// Runs `engine` over `channels` (its latency of silence after them) and mixes its piano with
-/// them: the engine listens to their mono mix, or, given `midi` (sample, event; sorted), plays
-/// those events. `after_block` runs after every block. The result's pitch curve is empty.
+/// them: the engine listens to their mono mix. `after_block` runs after every block. The
+/// result's pitch curve is empty.
 fn drive(
     engine: &mut Engine,
     channels: &[Vec<f32>],
     opts: &RenderOptions,
-    midi: Option<&[(u64, MidiIn)]>,
     progress: &mut dyn FnMut(f32),
     after_block: &mut dyn FnMut(),
 ) -> Result<RenderResult, EngineError> {
-    use crate::engine::MidiInEvent;
     let nch = channels.len();
     let len = channels[0].len();
     let sample_rate = engine.timing().sample_rate;
@@ -234,8 +161,6 @@ fn drive(
     let mut wet = vec![0.0f32; block];
     let mut bufs: Vec<Vec<f32>> = vec![vec![0.0; block]; nch];
     let mut events: Vec<(u64, NoteEvent)> = Vec::new();
-    let mut block_midi: Vec<MidiInEvent> = Vec::with_capacity(64);
-    let mut next_midi = 0usize;
     let start = Instant::now();
     let mut pos = 0usize;
     let mut last_report = 0usize;
@@ -253,21 +178,7 @@ fn drive(
         }
         let base = pos as u64;
         let on_note = &mut |ev: NoteEvent| events.push((base + ev.timing as u64, ev));
-        match midi {
-            None => engine.process(&mono[..n], &mut wet[..n], &opts.controls, on_note),
-            Some(midi) => {
-                block_midi.clear();
-                while let Some(&(at, event)) = midi.get(next_midi) {
-                    if at >= (pos + n) as u64 {
-                        break;
-                    }
-                    block_midi.push(MidiInEvent { timing: at.saturating_sub(base) as u32, event });
-                    next_midi += 1;
-                }
-                mono[..n].fill(0.0);
-                engine.process_midi(&mono[..n], &mut wet[..n], &opts.controls, &block_midi, on_note);
-            }
-        }
+        engine.process(&mono[..n], &mut wet[..n], &opts.controls, on_note);
         let mut slices: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..n]).collect();
         mixer.process(&mut slices, &wet[..n], opts.mix, opts.gain_db, sample_rate);
         after_block();

@@ -10,7 +10,8 @@
 //! was handed to the worker (the slack: one host block plus a wake-up margin, so the worker runs
 //! while the host processes its block); offline `B = 0` because the audio thread waits. The
 //! piano frame for hop `j` then starts leaving the output at `(j + d + 1)H + B` and its attack
-//! reaches half level `H/2` later. The latency is therefore `(c + d + 1)·H + B` samples.
+//! reaches half level `H/2` later. The latency is therefore `(c + d + 1)·H + B` samples; with
+//! notes placed with lookahead, `P·H` more (`P` = [`Timing::placement_hops`]).
 
 use crate::ProcessMode;
 
@@ -54,6 +55,9 @@ pub struct Timing {
     /// Real-time slack, samples (0 offline): the result for a hop is needed this long after
     /// the hop's frame was handed over (one host block plus a wake-up margin).
     pub slack: usize,
+    /// Hops the engine waits before playing notes placed with lookahead (0: notes play as
+    /// they are decided; see [`Timing::placing_notes`]).
+    pub placement_hops: usize,
     /// Reported latency, samples.
     pub latency: usize,
 }
@@ -86,8 +90,18 @@ impl Timing {
             lookahead_hops,
             detection_hops: DETECTION_HOPS,
             slack,
+            placement_hops: 0,
             latency: (DETECTION_HOPS + lookahead_hops + 1) * hop + slack,
         }
+    }
+
+    /// The same, with notes placed with lookahead ([`crate::lookahead`]): the notes, and the
+    /// latency, come [`crate::lookahead::placement_hops`] hops later.
+    pub fn placing_notes(mut self) -> Timing {
+        self.latency -= self.placement_hops * self.hop;
+        self.placement_hops = crate::lookahead::placement_hops(self.hop_seconds());
+        self.latency += self.placement_hops * self.hop;
+        self
     }
 
     /// Hop duration, seconds.

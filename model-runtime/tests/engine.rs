@@ -311,7 +311,10 @@ fn lookahead_render_places_the_demo_phrase_on_its_onsets_whatever_the_block_size
     );
     assert!(p.f1() >= l.f1() && p.f1() >= 0.9, "live {:?}\nplaced {:?}", secs(&live), secs(&placed));
     assert!(p.median_onset_error_ms().abs() < l.median_onset_error_ms().abs());
-    assert_eq!(placed.latency_samples, live.latency_samples + (lookahead::LOOKAHEAD_S * sr).round() as u32);
+    // 35 hops of 235 samples at 44.1 kHz (186.5 ms).
+    let hop = 235;
+    assert_eq!(lookahead::placement_hops(hop as f32 / sr), 35);
+    assert_eq!(placed.latency_samples, live.latency_samples + 35 * hop);
     for (a, b) in placed.notes.iter().zip(&live.notes) {
         if a.note == b.note {
             assert!(a.start_sample <= b.start_sample + 2, "placed {a:?} after live {b:?}");

@@ -342,6 +342,14 @@ impl EditorApp {
 
         group(ui, "Notes", |ui| {
             Grid::new("notes").num_columns(2).show(ui, |ui| {
+                ui.label("Timing");
+                enum_combo(ui, "timing", &params.timing, setter).on_hover_text(
+                    "Live: each note as soon as the listener is sure of it, for singing through the \
+                     plugin (about 24 ms latency). Lookahead: each note where it began, heard 181 ms \
+                     further on, for recorded vocals and bounces (the host compensates the larger \
+                     latency). Switching restarts the engine",
+                );
+                ui.end_row();
                 ui.label("Key");
                 enum_combo(ui, "key", &params.notes.key, setter);
                 ui.end_row();
@@ -427,8 +435,9 @@ impl EditorApp {
         ui.horizontal(|ui| {
             match &info {
                 Some(info) => {
-                    let ms = info.latency_samples as f32 * 1000.0 / info.sample_rate.max(1.0);
-                    ui.label(format!("Latency {ms:.1} ms ({} samples)", info.latency_samples));
+                    let latency = info.stats.latency_samples.load(std::sync::atomic::Ordering::Relaxed);
+                    let ms = latency as f32 * 1000.0 / info.sample_rate.max(1.0);
+                    ui.label(format!("Latency {ms:.1} ms ({latency} samples)"));
                     ui.separator();
                     let device = ui.label(format!("Device {}", info.device));
                     if let Some(note) = &info.device_note {

@@ -257,8 +257,10 @@ impl Plugin for HummingFace {
             model: model_request(&self.params),
         };
 
+        let placement = self.params.timing.value().placement();
         if self.setup.as_ref() == Some(&setup) {
-            if let Some(processor) = &self.processor {
+            if let Some(processor) = &mut self.processor {
+                processor.set_placement(placement);
                 context.set_latency_samples(processor.latency_samples());
                 return true;
             }
@@ -296,14 +298,19 @@ impl Plugin for HummingFace {
             mode: setup.mode,
             device: setup.device,
         };
-        match Processor::with_feed(cfg, setup.channels, model, Some(self.monitor.feed.clone())) {
+        match Processor::placing(
+            cfg,
+            setup.channels,
+            model,
+            Some(self.monitor.feed.clone()),
+            placement,
+        ) {
             Ok(processor) => {
                 let engine = processor.engine();
                 self.monitor.set_engine(Some(EngineInfo {
                     stats: engine.stats(),
                     device: engine.device_name().to_string(),
                     device_note: engine.device_note().map(str::to_string),
-                    latency_samples: processor.latency_samples(),
                     sample_rate: setup.sample_rate,
                     hop: engine.timing().hop,
                     offline: setup.mode == EngineMode::Offline,
@@ -353,6 +360,13 @@ impl Plugin for HummingFace {
             // Not activated: leave the input in place.
             return ProcessStatus::Normal;
         };
+        // The note timing changes here, between blocks: the engine restarts with the new latency,
+        // which the host is told (it compensates it from then on).
+        let placement = self.params.timing.value().placement();
+        if processor.placement() != placement {
+            processor.set_placement(placement);
+            context.set_latency_samples(processor.latency_samples());
+        }
         let controls = controls_from_params(&self.params);
         let output = &self.params.output;
         // Meters only while the editor shows them.

@@ -19,8 +19,6 @@ pub struct EngineInfo {
     pub device: String,
     /// Why the requested device was not used, if it was not.
     pub device_note: Option<String>,
-    /// Reported latency, samples.
-    pub latency_samples: u32,
     /// Host sample rate, Hz.
     pub sample_rate: f32,
     /// Analysis hop, samples (the inference worker has this long per frame).

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hummingface_runtime::generator::ListenerKind;
-use hummingface_runtime::{Controls, DeviceChoice, Scale};
+use hummingface_runtime::{Controls, DeviceChoice, NotePlacement, Scale};
 use nice_plug::params::InternalParamMut;
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
@@ -22,13 +22,14 @@ use serde::{Deserialize, Serialize};
 /// - 2: the same parameters, plus the editor's window size (`editor-size`) and the name of the
 ///   last preset loaded (`preset`). A version 1 state loads with the default size and no name.
 ///   Later 0.1 builds add the optional `model-path` field (absent = built-in model) and the
-///   `listener` parameter (absent = classic), which older builds ignore (an unknown parameter is
-///   left out with a warning), so the version stays 2.
+///   `listener` parameter (absent = classic) and the `timing` parameter (absent = live), which
+///   older builds ignore (an unknown parameter is left out with a warning), so the version stays
+///   2.
 pub const STATE_VERSION: u32 = 2;
 
 /// Parameters added by later builds of state version 2, which states saved before them lack:
 /// absent, they take their default without a warning.
-const ADDED_IN_VERSION_2: &[&str] = &["listener"];
+const ADDED_IN_VERSION_2: &[&str] = &["listener", "timing"];
 
 /// Persisted field holding [`STATE_VERSION`].
 pub const STATE_VERSION_FIELD: &str = "state-version";
@@ -415,6 +416,34 @@ impl ListenerParam {
     }
 }
 
+/// When the piano plays the notes heard. A change restarts the engine at the next block and
+/// the latency the plugin reports follows it (the host is told).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteTimingParam {
+    /// Each note from the moment the decoder is sure of it: for singing live (latency 23.7 ms
+    /// at 48 kHz with 512-sample blocks).
+    #[id = "live"]
+    #[name = "Live"]
+    Live,
+    /// Each note where it began, found by listening 181 ms further (notes placed with
+    /// lookahead, as `hummingface render` places them): for recorded vocals and bounces, where
+    /// the host compensates the latency (about 205 ms). Note F1 0.47 → 0.75 with the trained
+    /// listener on held-out noisy clips (BENCHMARKS.md).
+    #[id = "lookahead"]
+    #[name = "Lookahead"]
+    Lookahead,
+}
+
+impl NoteTimingParam {
+    /// The runtime's placement for this parameter value.
+    pub fn placement(self) -> NotePlacement {
+        match self {
+            NoteTimingParam::Live => NotePlacement::Live,
+            NoteTimingParam::Lookahead => NotePlacement::Lookahead,
+        }
+    }
+}
+
 /// All parameters of the plugin, plus the persisted state version.
 #[derive(Params)]
 pub struct HummingFaceParams {
@@ -453,6 +482,10 @@ pub struct HummingFaceParams {
     /// Listener (classic or the trained network); applied at the next activation.
     #[id = "listener"]
     pub listener: EnumParam<ListenerParam>,
+    /// Note timing (live or placed with lookahead); applied at the next block, with the
+    /// latency.
+    #[id = "timing"]
+    pub timing: EnumParam<NoteTimingParam>,
 }
 
 /// The "Input" group.
@@ -591,6 +624,7 @@ impl Default for HummingFaceParams {
             },
             device: EnumParam::new("Device", DeviceParam::Auto).non_automatable(),
             listener: EnumParam::new("Listener", ListenerParam::Classic).non_automatable(),
+            timing: EnumParam::new("Note timing", NoteTimingParam::Live).non_automatable(),
         }
     }
 }
@@ -675,10 +709,12 @@ mod tests {
             state.fields.get("state-version").map(String::as_str),
             Some(STATE_VERSION.to_string().as_str())
         );
-        // The parameters are unchanged (same IDs, same meaning); the `listener` parameter, added
-        // later, takes its default, as do the new fields.
+        // The parameters are unchanged (same IDs, same meaning); the `listener` and `timing`
+        // parameters, added later, take their defaults, as do the new fields.
         let listener = state.params.remove("listener");
         assert_eq!(listener.map(|v| serde_json::to_string(&v).unwrap()).as_deref(), Some(r#"{"string":"classic"}"#));
+        let timing = state.params.remove("timing");
+        assert_eq!(timing.map(|v| serde_json::to_string(&v).unwrap()).as_deref(), Some(r#"{"string":"live"}"#));
         assert_eq!(serde_json::to_string(&state.params).unwrap(), before);
         assert!(!state.fields.contains_key("editor-size"));
 
@@ -729,6 +765,7 @@ mod tests {
             "release",
             "scale",
             "sensitivity",
+            "timing",
             "tone",
             "transpose",
             "vel_resp",

@@ -1,5 +1,5 @@
-//! Presets: a named sound (every parameter but the compute device and the listener) as a small
-//! JSON file.
+//! Presets: a named sound (every parameter but the compute device, the listener and the note
+//! timing) as a small JSON file.
 //!
 //! ```json
 //! { "name": "Soft ballad", "description": "…", "version": 2,
@@ -60,7 +60,8 @@ pub enum PresetError {
 }
 
 /// The musician's sound: every parameter except the compute device (a property of the
-/// machine, not of the sound) and the listener (like the device, applied at activation).
+/// machine, not of the sound), the listener and the note timing (like the device, applied at
+/// activation).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sound {
     /// Listener, tracker and piano settings.

@@ -603,6 +603,88 @@ fn clap_offline_render_equals_cli_render_and_ignores_block_size() {
     }
 }
 
+/// The CLI's notes (onset seconds, MIDI) from its `--json` report.
+fn report_notes(report: &serde_json::Value) -> Vec<(f64, u8)> {
+    report["notes"]
+        .as_array()
+        .expect("notes in the report")
+        .iter()
+        .map(|n| (n["start_s"].as_f64().unwrap(), n["note"].as_u64().unwrap() as u8))
+        .collect()
+}
+
+#[test]
+fn clap_offline_render_with_lookahead_timing_equals_cli_render() {
+    // The plugin with `Note timing` on `Lookahead` and the network listener is the CLI's default
+    // render: the same notes, placed on the sung onsets, at the same (larger) latency.
+    let a = artifacts();
+    let dir = scratch_dir("clap-lookahead-vs-cli");
+    let input = sung_melody_wav(&dir);
+    let cli_out = dir.join("cli_out.wav");
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "trained", "--notes", "lookahead"]);
+    let live = run_cli(&a, &input, &dir.join("cli_live.wav"), &["--listener", "trained", "--notes", "live"]);
+    let latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
+    let live_latency = report_u64(&live, "latency_samples", "hummingface render") as usize;
+    // 34 hops of 256 samples at 48 kHz.
+    assert_eq!(latency, live_latency + 34 * 256, "placing the notes adds 34 hops");
+    let sung = [0.25, 1.1, 1.75, 2.6];
+    for (what, report) in [("lookahead", &cli), ("live", &live)] {
+        let notes = report_notes(report);
+        let errors: Vec<f64> = notes.iter().zip(&sung).map(|(n, s)| (n.0 - s) * 1000.0).collect();
+        eprintln!("CLI notes, {what}: {notes:?}; onset errors (ms) {errors:.1?}");
+    }
+    let placed = report_notes(&cli);
+    assert_eq!(placed.iter().map(|n| n.1).collect::<Vec<_>>(), vec![57, 60, 64, 62]);
+    for (n, s) in placed.iter().zip(&sung) {
+        assert!((n.0 - s).abs() < 0.03, "note {n:?} placed more than 30 ms from its sung onset {s}");
+    }
+    let c = read_wav(&cli_out).unwrap();
+    let out = dir.join("clap.wav");
+    let r = run_clap_host(
+        &a.clap,
+        &input,
+        &out,
+        &["--offline", "--flush", "--block", "517", "--param", "Note timing=Lookahead", "--param", "Listener=Network"],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(report_u64(&r, "latency_samples", "hf-clap-host") as usize, latency, "CLAP and CLI latency differ");
+    let o = read_wav(&out).unwrap();
+    assert_eq!(o.len(), c.len() + latency, "--flush output should be input + latency long");
+    for ch in 0..c.channels.len().min(o.channels.len()) {
+        let d = max_abs_diff(&o.channels[ch][latency..], &c.channels[ch]);
+        assert!(d <= 1e-4, "channel {ch}: the CLAP bounce with lookahead timing differs from the CLI render by {d:.3e}{}", a.stale_note);
+    }
+}
+
+#[test]
+fn vst3_in_pedalboard_compensates_the_lookahead_latency() {
+    // pedalboard delivers the parameter with the first block: the plugin switches its note
+    // timing there and tells the host its new latency, the CLI's; the bounce equals the CLI
+    // render (pedalboard 0.9.26 compensates the new latency: shift 0, difference 0).
+    let a = artifacts();
+    let dir = scratch_dir("pedalboard-lookahead");
+    let input = sung_melody_wav(&dir);
+    let (pb_out, cli_out) = (dir.join("pedalboard_out.wav"), dir.join("cli_out.wav"));
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "v0", "--notes", "lookahead"]);
+    let latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
+    let pb = run_pedalboard(&a.vst3, &input, &pb_out, &["--buffer-size", "1000", "--no-params", "--param", "note_timing=Lookahead"])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("cli: {cli}\npedalboard: {pb}");
+    if let Some(l) = pb["latency"].as_u64() {
+        assert_eq!(l as usize, latency, "the VST3 reports {l} samples of latency, the CLI {latency}");
+    }
+    let (c, p) = (read_wav(&cli_out).unwrap(), read_wav(&pb_out).unwrap());
+    for ch in 0..c.channels.len() {
+        let diffs = aligned_diffs(&p.channels[ch], &c.channels[ch], latency);
+        eprintln!("channel {ch}: (shift, max |diff|, first sample over 1e-4) = {diffs:?}");
+        assert!(
+            diffs.iter().any(|d| d.1 <= 1e-4 && (c.len() - d.0) >= c.len() / 2),
+            "channel {ch}: the VST3 bounce with lookahead timing differs from the CLI render: {diffs:?}{}",
+            a.stale_note
+        );
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // (d) the standalone runs and stops cleanly
 // ------------------------------------------------------------------------------------------------

@@ -234,11 +234,13 @@ print(json.dumps({name: str(getattr(plugin, name)) for name in plugin.parameters
         assert!(got.starts_with(want), "{name}: {got:?}, the 0.1.0 state says {want}");
     }
     // Saved again, it is a current-version state with the same parameters, plus the listener
-    // parameter (added later) at its default.
+    // and note timing parameters (added later) at their defaults.
     let mut new_json = component_state(&std::fs::read(&saved).unwrap());
     assert_eq!(new_json["fields"]["state-version"], hummingface::STATE_VERSION.to_string());
     let listener = new_json["params"].as_object_mut().unwrap().remove("listener");
     assert_eq!(listener, Some(serde_json::json!({"string": "classic"})));
+    let timing = new_json["params"].as_object_mut().unwrap().remove("timing");
+    assert_eq!(timing, Some(serde_json::json!({"string": "live"})));
     assert_eq!(new_json["params"], old_json["params"]);
     assert!(new_json["fields"]["editor-size"].is_string());
 }

@@ -156,8 +156,8 @@ pub struct Tracked {
     pub notes: Vec<(f32, f32)>,
     /// Per frame: voiced at the decoder's threshold.
     pub voiced: Vec<bool>,
-    /// The same notes placed with lookahead ([`crate::lookahead::refine`]), as a render of a
-    /// file plays them.
+    /// The same notes placed with lookahead ([`crate::lookahead`]), as a render of a file (and
+    /// the plugin with `Note timing` on `Lookahead`) plays them.
     pub placed: Vec<(f32, f32)>,
 }
 
@@ -166,8 +166,7 @@ pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32
     let d = crate::lookahead::decode(frames, audio, t, voicing_for(which, model), controls, delay_hops);
     let hop_s = t.hop_seconds();
     let secs = |v: &[crate::lookahead::HopNote]| v.iter().map(|n| (n.start as f32 * hop_s, n.note as f32)).collect::<Vec<_>>();
-    let placed = crate::lookahead::refine(&d.notes, &d.heard, hop_s);
-    Tracked { notes: secs(&d.notes), voiced: d.voiced, placed: secs(&placed) }
+    Tracked { notes: secs(&d.notes), voiced: d.voiced, placed: secs(&d.placed) }
 }
 
 /// The clip's reference notes with each legato glide's onset moved from where the glide begins

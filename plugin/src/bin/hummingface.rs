@@ -116,10 +116,11 @@ struct RenderArgs {
     /// summation, the plugin's default; see BENCHMARKS.md for where each is ahead).
     #[arg(long, value_parser = ["trained", "v0"])]
     listener: Option<String>,
-    /// Where the notes go: lookahead (the default: each note where it began, found with the
-    /// whole file in view — up to 107 ms before the live decoder was sure of it — and the live
-    /// decoder's quick corrections dropped) or live (what the plugin plays, in real time and in a
-    /// host's offline bounce: each note from the moment the decoder is sure of it).
+    /// Where the notes go: lookahead (the default: each note where it began — up to 107 ms
+    /// before the live decoder was sure of it — and the live decoder's quick corrections
+    /// dropped, found by listening 181 ms further; what the plugin plays with `Note timing` on
+    /// `Lookahead`) or live (what the plugin plays by default, in real time and in a host's
+    /// offline bounce: each note from the moment the decoder is sure of it).
     #[arg(long, default_value = "lookahead", value_parser = ["lookahead", "live"])]
     notes: String,
 }
@@ -352,8 +353,8 @@ struct JsonNote {
 struct RenderReport {
     /// Input (and output) sample rate in Hz.
     sample_rate: u32,
-    /// Engine latency in samples, plus the lookahead when the notes are placed with it (already
-    /// removed from the output).
+    /// Engine latency in samples, with the placement's when the notes are placed with lookahead
+    /// (already removed from the output; the plugin reports the same).
     latency_samples: u32,
     /// The same in milliseconds.
     latency_ms: f64,
@@ -594,10 +595,15 @@ fn list_presets(args: PresetsArgs) -> Result<()> {
 struct LatencyInfo {
     /// Hz.
     sample_rate: u32,
-    /// Samples the host must compensate.
+    /// Samples the host must compensate (notes played live, the plugin's default).
     latency_samples: u32,
     /// The same in milliseconds.
     latency_ms: f64,
+    /// Samples with the notes placed with lookahead (`Note timing` on `Lookahead`, the render's
+    /// default).
+    lookahead_latency_samples: u32,
+    /// The same in milliseconds.
+    lookahead_latency_ms: f64,
 }
 
 /// The `info --json` output.
@@ -638,10 +644,13 @@ fn info(args: InfoArgs) -> Result<()> {
             device_note = engine.device_note().map(str::to_string);
         }
         let samples = engine.latency_samples();
+        let placed = engine.timing().placing_notes().latency as u32;
         latency.push(LatencyInfo {
             sample_rate,
             latency_samples: samples,
             latency_ms: f64::from(samples) * 1000.0 / f64::from(sample_rate),
+            lookahead_latency_samples: placed,
+            lookahead_latency_ms: f64::from(placed) * 1000.0 / f64::from(sample_rate),
         });
     }
     let report = InfoReport {
@@ -671,8 +680,8 @@ fn info(args: InfoArgs) -> Result<()> {
         }
         for l in &report.latency {
             println!(
-                "latency: {} samples ({:.2} ms) at {} Hz",
-                l.latency_samples, l.latency_ms, l.sample_rate
+                "latency: {} samples ({:.2} ms) at {} Hz; {} samples ({:.2} ms) with notes placed with lookahead",
+                l.latency_samples, l.latency_ms, l.sample_rate, l.lookahead_latency_samples, l.lookahead_latency_ms
             );
         }
     }

@@ -22,14 +22,17 @@ use serde::{Deserialize, Serialize};
 /// - 2: the same parameters, plus the editor's window size (`editor-size`) and the name of the
 ///   last preset loaded (`preset`). A version 1 state loads with the default size and no name.
 ///   Later 0.1 builds add the optional `model-path` field (absent = built-in model) and the
-///   `listener` parameter (absent = classic) and the `timing` parameter (absent = live), which
+///   `listener` parameter (absent = classic, what those states played with; new instances
+///   start with network) and the `timing` parameter (absent = live), which
 ///   older builds ignore (an unknown parameter is left out with a warning), so the version stays
 ///   2.
 pub const STATE_VERSION: u32 = 2;
 
-/// Parameters added by later builds of state version 2, which states saved before them lack:
-/// absent, they take their default without a warning.
-const ADDED_IN_VERSION_2: &[&str] = &["listener", "timing"];
+/// Parameters added by later builds of state version 2, which states saved before them lack, with
+/// the value those builds played with: absent, they take it without a warning (a project saved
+/// before the listener parameter existed keeps the classic listener it was made with, though new
+/// instances start with the network).
+const ADDED_IN_VERSION_2: &[(&str, &str)] = &[("listener", "classic"), ("timing", "live")];
 
 /// Persisted field holding [`STATE_VERSION`].
 pub const STATE_VERSION_FIELD: &str = "state-version";
@@ -103,10 +106,15 @@ fn sanitize_params(state: &mut PluginState, warnings: &mut Vec<String>) {
         };
         let Some(value) = state.params.get_mut(id) else {
             // A parameter added after the state's version was written is expected to be absent.
-            if !ADDED_IN_VERSION_2.contains(&id.as_str()) {
-                warnings.push(format!("parameter {id:?} missing from the state: default {default}"));
+            match ADDED_IN_VERSION_2.iter().find(|(added, _)| added == id) {
+                Some((_, before)) => {
+                    state.params.insert(id.clone(), ParamValue::String((*before).to_string()));
+                }
+                None => {
+                    warnings.push(format!("parameter {id:?} missing from the state: default {default}"));
+                    state.params.insert(id.clone(), default_value());
+                }
             }
-            state.params.insert(id.clone(), default_value());
             continue;
         };
         let repaired = match (ptr, &*value) {
@@ -388,19 +396,20 @@ impl DeviceParam {
     }
 }
 
-/// Which listener hears the vocal. Read only in `activate()`: a change takes effect the next time
-/// the host activates the plugin. The built-in model carries both; a model file without the
-/// trained listener runs the classic one whatever this says.
+/// Which listener hears the vocal (Network by default). Read only in `activate()`: a change
+/// takes effect the next time the host activates the plugin. The built-in model carries both; a
+/// model file without the trained listener runs the classic one whatever this says.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerParam {
     /// The v0 listener (harmonic summation, hand-set weights): notes start at the reported
-    /// latency on clean attacks; note F1 0.24 on held-out noisy clips (BENCHMARKS.md).
+    /// latency on clean attacks; note F1 0.23 on held-out noisy clips (BENCHMARKS.md).
     #[id = "classic"]
     #[name = "Classic"]
     Classic,
-    /// The trained listener (issue 3) and its note decoder: note F1 0.45 on held-out noisy clips
-    /// the decoder was not tuned on (BENCHMARKS.md); its notes start about two hops (10.7 ms)
-    /// after the reported latency, when the pitch has settled.
+    /// The trained listener (issue 3) and its note decoder, the default: note F1 0.47 live on
+    /// held-out noisy clips (0.75 with the `Lookahead` note timing; BENCHMARKS.md); live, its
+    /// notes start about two hops (10.7 ms) after the reported latency, when the pitch has
+    /// settled.
     #[id = "network"]
     #[name = "Network"]
     Network,
@@ -623,7 +632,7 @@ impl Default for HummingFaceParams {
                     .with_unit(" dB"),
             },
             device: EnumParam::new("Device", DeviceParam::Auto).non_automatable(),
-            listener: EnumParam::new("Listener", ListenerParam::Classic).non_automatable(),
+            listener: EnumParam::new("Listener", ListenerParam::Network).non_automatable(),
             timing: EnumParam::new("Note timing", NoteTimingParam::Live).non_automatable(),
         }
     }

@@ -450,7 +450,8 @@ fn clap_host_fails_cleanly_on_bad_arguments() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// (c) an offline bounce in a host equals the CLI render with the plugin's defaults (v0, live)
+// (c) an offline bounce in a host equals the CLI render with the plugin's defaults (network
+//     listener, live) and with the lookahead note timing
 // ------------------------------------------------------------------------------------------------
 
 /// Finds how `host` (a host's output, possibly not latency-compensated) lines up with `cli`
@@ -482,8 +483,8 @@ fn vst3_offline_render_in_pedalboard_equals_cli_render() {
     let pb_out = dir.join("pedalboard_out.wav");
     let cli_out = dir.join("cli_out.wav");
 
-    // The plugin's defaults: the v0 listener, notes placed live.
-    let cli = run_cli(&a, &input, &cli_out, &["--listener", "v0", "--notes", "live"]);
+    // The plugin's defaults: the network listener, notes placed live.
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "trained", "--notes", "live"]);
     let cli_latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
     // An odd buffer size: the engine works hop by hop, so the host's blocks must not matter.
     let pb = run_pedalboard(
@@ -555,8 +556,8 @@ fn clap_offline_render_equals_cli_render_and_ignores_block_size() {
     let dir = scratch_dir("clap-vs-cli");
     let input = sung_melody_wav(&dir);
     let cli_out = dir.join("cli_out.wav");
-    // The plugin's defaults: the v0 listener, notes placed live.
-    let cli = run_cli(&a, &input, &cli_out, &["--listener", "v0", "--notes", "live"]);
+    // The plugin's defaults: the network listener, notes placed live.
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "trained", "--notes", "live"]);
     let latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
     let c = read_wav(&cli_out).unwrap();
 
@@ -615,8 +616,9 @@ fn report_notes(report: &serde_json::Value) -> Vec<(f64, u8)> {
 
 #[test]
 fn clap_offline_render_with_lookahead_timing_equals_cli_render() {
-    // The plugin with `Note timing` on `Lookahead` and the network listener is the CLI's default
-    // render: the same notes, placed on the sung onsets, at the same (larger) latency.
+    // The plugin with `Note timing` on `Lookahead` (and its default, the network listener) is
+    // the CLI's default render: the same notes, placed on the sung onsets, at the same (larger)
+    // latency.
     let a = artifacts();
     let dir = scratch_dir("clap-lookahead-vs-cli");
     let input = sung_melody_wav(&dir);
@@ -644,7 +646,7 @@ fn clap_offline_render_with_lookahead_timing_equals_cli_render() {
         &a.clap,
         &input,
         &out,
-        &["--offline", "--flush", "--block", "517", "--param", "Note timing=Lookahead", "--param", "Listener=Network"],
+        &["--offline", "--flush", "--block", "517", "--param", "Note timing=Lookahead"],
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(report_u64(&r, "latency_samples", "hf-clap-host") as usize, latency, "CLAP and CLI latency differ");
@@ -665,7 +667,7 @@ fn vst3_in_pedalboard_compensates_the_lookahead_latency() {
     let dir = scratch_dir("pedalboard-lookahead");
     let input = sung_melody_wav(&dir);
     let (pb_out, cli_out) = (dir.join("pedalboard_out.wav"), dir.join("cli_out.wav"));
-    let cli = run_cli(&a, &input, &cli_out, &["--listener", "v0", "--notes", "lookahead"]);
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "trained", "--notes", "lookahead"]);
     let latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
     let pb = run_pedalboard(&a.vst3, &input, &pb_out, &["--buffer-size", "1000", "--no-params", "--param", "note_timing=Lookahead"])
         .unwrap_or_else(|e| panic!("{e:#}"));

@@ -2,7 +2,7 @@
 //!
 //! `hf-clap-host --midi` collects the CLAP note events the plugin puts on its output event list
 //! and writes them as a format-0 SMF (120 bpm, 480 ticks per quarter) with the reported latency
-//! taken off; `hummingface render --midi --listener v0 --notes live` writes the notes of the
+//! taken off; `hummingface render --midi --listener trained --notes live` writes the notes of the
 //! offline render with the plugin's defaults. Same notes,
 //! onsets and releases within one hop (6 ms).
 //!
@@ -43,8 +43,8 @@ fn clap_note_output_equals_cli_midi_file() {
         .arg(dir.join("cli.wav"))
         .arg("--midi")
         .arg(&cli_mid)
-        // The plugin's defaults: the v0 listener, notes placed live.
-        .args(["--listener", "v0", "--notes", "live"]);
+        // The plugin's defaults: the network listener, notes placed live.
+        .args(["--listener", "trained", "--notes", "live"]);
     run_with_timeout(&mut cmd, CHILD_TIMEOUT, "hummingface render --midi")
         .and_then(|d| d.check("hummingface render --midi"))
         .unwrap_or_else(|e| panic!("{e:#}"));

@@ -112,8 +112,9 @@ struct RenderArgs {
     /// Generator weights (safetensors) to use instead of the built-in model.
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
-    /// Listener: trained (the network; the default when the model has one) or v0 (harmonic
-    /// summation, the plugin's default; see BENCHMARKS.md for where each is ahead).
+    /// Listener: trained (the network; the default when the model has one, as in the plugin) or
+    /// v0 (harmonic summation, the plugin's Classic listener; see BENCHMARKS.md for where each
+    /// is ahead).
     #[arg(long, value_parser = ["trained", "v0"])]
     listener: Option<String>,
     /// Where the notes go: lookahead (the default: each note where it began — up to 107 ms

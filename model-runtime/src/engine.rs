@@ -71,6 +71,16 @@ pub enum NotePlacement {
     Lookahead,
 }
 
+impl NotePlacement {
+    /// `live` (the timing with notes played as decided) with the notes placed this way.
+    pub fn timing(self, live: Timing) -> Timing {
+        match self {
+            NotePlacement::Live => live,
+            NotePlacement::Lookahead => live.placing_notes(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
     /// Samples per second, [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`].
@@ -347,10 +357,7 @@ impl Engine {
             return Err(EngineError::UnsupportedSampleRate(sr));
         }
         let live_timing = Timing::new(sr, cfg.max_block, cfg.mode);
-        let timing = match placement {
-            NotePlacement::Live => live_timing,
-            NotePlacement::Lookahead => live_timing.placing_notes(),
-        };
+        let timing = placement.timing(live_timing);
         crate::generator::pin_thread_count_env();
         let (device, device_note) = select_device(cfg.device);
         let gen = Generator::new(&model, &timing, &device).map_err(|e| EngineError::Device(e.to_string()))?;
@@ -465,10 +472,7 @@ impl Engine {
 
     /// The latency with notes placed as `placement` says, samples.
     pub fn latency_with(&self, placement: NotePlacement) -> u32 {
-        match placement {
-            NotePlacement::Live => self.live_timing.latency as u32,
-            NotePlacement::Lookahead => self.live_timing.placing_notes().latency as u32,
-        }
+        placement.timing(self.live_timing).latency as u32
     }
 
     /// How the notes are placed now.
@@ -483,10 +487,7 @@ impl Engine {
         if placement == self.placement() {
             return;
         }
-        self.timing = match placement {
-            NotePlacement::Live => self.live_timing,
-            NotePlacement::Lookahead => self.live_timing.placing_notes(),
-        };
+        self.timing = placement.timing(self.live_timing);
         self.stats.latency_samples.store(self.timing.latency as u32, Ordering::Relaxed);
         self.reset();
     }
@@ -545,8 +546,8 @@ impl Engine {
 
     /// Play MIDI input ([`Engine::process_midi`]) instead of the voice: the listener and the
     /// note tracker rest, the pianist plays the MIDI events, and the output keeps the same
-    /// latency (with notes placed with lookahead too) (a note played at input sample `p` sounds at output `p + latency`, within
-    /// half a hop).
+    /// latency, whatever the note placement (a note played at input sample `p` sounds at output
+    /// `p + latency`, within half a hop).
     pub fn set_midi_only(&mut self, on: bool) {
         self.midi_only = on;
     }

@@ -50,21 +50,40 @@ const RING: usize = 2048;
 /// Notes waiting for their events (far more than fit in the placement's hops).
 const MAX_PENDING: usize = 256;
 
-/// (most hops a note moves back, attack pad, the gap in hops under which a note is a
-/// correction) at a hop of `hop_s` seconds.
-fn limits(hop_s: f32) -> (usize, usize, usize) {
-    let max_back = (LOOKAHEAD_S / hop_s).round() as usize;
-    let pad = (ATTACK_S / hop_s).round() as usize;
-    let gap = (1..RING).find(|&d| d as f32 * hop_s >= MIN_GAP_S).unwrap_or(RING);
-    (max_back, pad, gap)
+/// The placement's three settings, seconds: how far back a note may move, the attack pad, and
+/// the gap under which a note is a correction. [`Placement::SHIPPED`] is what the engine and
+/// the CLI use; others are for measuring (`cargo xtask eval placement-curve`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    pub back_s: f32,
+    pub attack_s: f32,
+    pub gap_s: f32,
 }
 
-/// At a hop of `hop_s` seconds: once the live decoder has decided about hop `j`, the placed
-/// events of hop `j − placement_hops` are final (see the module's doc). The latency that placing
-/// notes adds, in hops.
+impl Placement {
+    pub const SHIPPED: Placement = Placement { back_s: LOOKAHEAD_S, attack_s: ATTACK_S, gap_s: MIN_GAP_S };
+
+    /// (most hops a note moves back, attack pad, the gap in hops under which a note is a
+    /// correction) at a hop of `hop_s` seconds.
+    fn limits(&self, hop_s: f32) -> (usize, usize, usize) {
+        let max_back = (self.back_s / hop_s).round() as usize;
+        let pad = (self.attack_s / hop_s).round() as usize;
+        let gap = (1..RING).find(|&d| d as f32 * hop_s >= self.gap_s).unwrap_or(RING);
+        (max_back, pad, gap)
+    }
+
+    /// At a hop of `hop_s` seconds: once the live decoder has decided about hop `j`, the placed
+    /// events of hop `j − hops` are final (see the module's doc). The latency placing notes this
+    /// way adds, in hops.
+    pub fn hops(&self, hop_s: f32) -> usize {
+        let (max_back, _, gap) = self.limits(hop_s);
+        max_back + gap - 1
+    }
+}
+
+/// [`Placement::SHIPPED`]'s [`Placement::hops`]: the latency that placing notes adds, in hops.
 pub fn placement_hops(hop_s: f32) -> usize {
-    let (max_back, _, gap) = limits(hop_s);
-    max_back + gap - 1
+    Placement::SHIPPED.hops(hop_s)
 }
 
 /// A note in hops: hop `h` holds input samples `[h·H, (h+1)·H)`.
@@ -133,12 +152,17 @@ pub struct Placer {
 impl Placer {
     /// For hops of `hop_s` seconds.
     pub fn new(hop_s: f32) -> Placer {
-        let (max_back, pad, gap) = limits(hop_s);
+        Placer::with(hop_s, Placement::SHIPPED)
+    }
+
+    /// For hops of `hop_s` seconds, placing as `p` says.
+    pub fn with(hop_s: f32, p: Placement) -> Placer {
+        let (max_back, pad, gap) = p.limits(hop_s);
         Placer {
             max_back,
             pad,
             gap,
-            delay: max_back + gap - 1,
+            delay: p.hops(hop_s),
             heard: vec![HeardHop::UNVOICED; RING],
             hops: 0,
             scratch: Vec::with_capacity(MEDIAN_SPAN),
@@ -350,6 +374,11 @@ impl Decoder {
     /// For listener frames that describe the hop `delay` hops before their newest (the
     /// listener's calibration), decided with `voicing`.
     pub fn new(t: &Timing, voicing: Voicing, delay: usize) -> Decoder {
+        Decoder::with_placement(t, voicing, delay, Placement::SHIPPED)
+    }
+
+    /// [`Decoder::new`], placing as `p` says.
+    pub fn with_placement(t: &Timing, voicing: Voicing, delay: usize, p: Placement) -> Decoder {
         Decoder {
             tracker: NoteTracker::new(t.hop_seconds(), t.lookahead_hops, voicing),
             voicing,
@@ -358,7 +387,7 @@ impl Decoder {
             delay,
             lookahead: t.lookahead_hops,
             prev_energy: 0.0,
-            placer: Placer::new(t.hop_seconds()),
+            placer: Placer::with(t.hop_seconds(), p),
         }
     }
 
@@ -446,7 +475,12 @@ pub struct Decoded {
 
 /// [`Decoder`] over a whole recording's listener `frames` and the listened `audio`.
 pub fn decode(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing: Voicing, controls: &Controls, delay: usize) -> Decoded {
-    let mut d = Decoder::new(t, voicing, delay);
+    decode_with(frames, audio, t, voicing, controls, delay, Placement::SHIPPED)
+}
+
+/// [`decode`], placing as `p` says.
+pub fn decode_with(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing: Voicing, controls: &Controls, delay: usize, p: Placement) -> Decoded {
+    let mut d = Decoder::with_placement(t, voicing, delay, p);
     let (mut live, mut placed) = (Collector::default(), Collector::default());
     let mut out = Decoded::default();
     for (k, f) in frames.iter().enumerate() {
@@ -608,5 +642,29 @@ mod sung {
             let first_live = live.iter().find(|l| l.1 == p.1 && l.0 > r.0 - 0.05).unwrap();
             assert!(p.0 <= first_live.0, "placed {p:?} after live {first_live:?}");
         }
+    }
+
+    #[test]
+    fn placing_as_it_goes_equals_placing_with_the_whole_recording() {
+        // The placer hands a note's events on `placement_hops` after the decision (the engine's
+        // way); placing after the whole recording was decided (`refine`) must give the same notes
+        // — corrections, repeats, rests and glides included — on held-out clips in rooms and noise.
+        use crate::train::dataset::{make_clip_with, Split};
+        use crate::train::evaluate::HELDOUT_FIRST_SEED;
+        let model = Model::embedded();
+        let delay = crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &model);
+        let voicing = crate::generator::voicing_for(crate::generator::ListenerKind::Trained, &model);
+        let (mut notes, mut dropped) = (0, 0);
+        for i in 0..6 {
+            let (clip, _, _) = make_clip_with(HELDOUT_FIRST_SEED + i, Split::Heldout, 1.0);
+            let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
+            let frames = listener_frames(Which::Trained, &model, &clip.audio, &t).unwrap();
+            let d = super::decode(&frames, &clip.audio, &t, voicing, &Controls::default(), delay);
+            let whole = super::refine(&d.notes, &d.heard, t.hop_seconds());
+            assert_eq!(d.placed, whole, "clip {i}");
+            notes += d.placed.len();
+            dropped += d.notes.len() - d.placed.len();
+        }
+        assert!(dropped > 0, "no correction was dropped in {notes} notes: the test sees no drop");
     }
 }

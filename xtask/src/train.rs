@@ -536,6 +536,95 @@ pub fn listener_curve(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask eval placement-curve [N] [--from K] [--clean]`: the trained listener's notes
+/// placed with lookahead ([`hummingface_runtime::lookahead::Placement`]) at a grid of settings —
+/// how far back a note may move (0–20 hops) and the correction gap (none, 5, 10, 15 hops) — each
+/// scored against the latency it adds, on N held-out clips; prints every setting, and draws the
+/// best F1 at each added latency with the shipped setting marked (`docs/placement-curve.png`).
+pub fn placement_curve(root: &Path, args: &[String]) -> Result<()> {
+    use hummingface_runtime::lookahead::Placement;
+    use plotters::prelude::*;
+    hummingface_runtime::generator::pin_thread_count_env();
+    let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(60);
+    let first: u64 = flag(args, "--from")?.unwrap_or(0);
+    let clean = args.iter().any(|a| a == "--clean");
+    let model = Arc::new(Model::from_file(&root.join(SHIPPED))?);
+    // At 48 kHz (hop 256): the latency a setting adds is (back + gap − 1) hops.
+    let hop_s = 256.0 / 48000.0;
+    let mut settings = vec![Placement::SHIPPED];
+    for back in [0usize, 2, 4, 6, 8, 12, 16, 20] {
+        for gap in [1usize, 5, 10, 15] {
+            // Half a hop under a whole number of hops, so the gap is exactly `gap` hops.
+            let p = Placement { back_s: back as f32 * hop_s, attack_s: 2.0 * hop_s, gap_s: (gap as f32 - 0.5) * hop_s };
+            if p.hops(hop_s) != Placement::SHIPPED.hops(hop_s) || back != 20 || gap != 15 {
+                settings.push(p);
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    let res = hummingface_runtime::train::evaluate::placement_curve(model, first, n, if clean { 0.0 } else { 1.0 }, &settings)?;
+    println!("{n} held-out{} clips from clip {first}; added latency at 48 kHz (hop 5.33 ms)", if clean { " clean" } else { "" });
+    let live = &res[0];
+    println!("live (no placement):                              +0.0 ms  P {:.3} R {:.3} F1 {:.3}  half-way glide onsets F1 {:.3}", live.0.precision(), live.0.recall(), live.0.f1(), live.1.f1());
+    let mut rows: Vec<(f32, &Placement, f32, f32, f32, f32)> = settings
+        .iter()
+        .zip(&res[1..])
+        .map(|(p, (s, h))| (p.hops(hop_s) as f32 * hop_s * 1000.0, p, s.precision(), s.recall(), s.f1(), h.f1()))
+        .collect();
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.4.total_cmp(&b.4)));
+    for (ms, p, pr, re, f1, half) in &rows {
+        let tag = if **p == Placement::SHIPPED { "  (shipped)" } else { "" };
+        println!(
+            "back {:5.1} ms, gap {:5.1} ms, attack {:4.1} ms: +{ms:5.1} ms  P {pr:.3} R {re:.3} F1 {f1:.3}  half-way glide onsets F1 {half:.3}{tag}",
+            p.back_s * 1000.0,
+            p.gap_s * 1000.0,
+            p.attack_s * 1000.0
+        );
+    }
+    // The best F1 at each latency or less: what a setting of that latency can reach.
+    let mut front: Vec<(f32, f32, f32)> = vec![(0.0, live.0.f1(), live.1.f1())];
+    for r in &rows {
+        if r.4 > front.last().unwrap().1 {
+            front.push((r.0, r.4, r.5));
+        }
+    }
+    println!("best F1 at each added latency: {}", front.iter().map(|f| format!("+{:.0} ms {:.3}", f.0, f.1)).collect::<Vec<_>>().join(", "));
+    println!("({:.0} s)", started.elapsed().as_secs_f64());
+    let text = register_font();
+    let png = root.join("docs/placement-curve.png");
+    let area = BitMapBackend::new(&png, (760, 440)).into_drawing_area();
+    area.fill(&WHITE)?;
+    let mut b = ChartBuilder::on(&area);
+    b.margin(14).x_label_area_size(35).y_label_area_size(45);
+    if text {
+        b.caption(format!("notes placed with lookahead: note F1 vs added latency ({n} held-out{} clips)", if clean { " clean" } else { "" }), ("sans-serif", 16));
+    }
+    let max_ms = rows.iter().map(|r| r.0).fold(0.0, f32::max) + 10.0;
+    let mut c = b.build_cartesian_2d(0f32..max_ms, 0f32..1f32)?;
+    if text {
+        c.configure_mesh().x_desc("latency added to the live 23.7 ms, ms at 48 kHz").y_desc("note F1").draw()?;
+    }
+    c.draw_series(rows.iter().map(|r| Circle::new((r.0, r.4), 3, RGBColor(170, 170, 170).filled())))?
+        .label("every setting")
+        .legend(|(x, y)| Circle::new((x + 10, y), 3, RGBColor(170, 170, 170).filled()));
+    c.draw_series(LineSeries::new(front.iter().map(|f| (f.0, f.1)), RED.stroke_width(2)))?
+        .label("best at that latency")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+    c.draw_series(LineSeries::new(front.iter().map(|f| (f.0, f.2)), BLUE.stroke_width(2)))?
+        .label("the same, glide onsets half-way")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    let shipped = rows.iter().find(|r| *r.1 == Placement::SHIPPED).map(|r| (r.0, r.4)).unwrap_or_default();
+    c.draw_series(std::iter::once(Circle::new(shipped, 6, BLACK.stroke_width(2))))?
+        .label("shipped (Note timing: Lookahead)")
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
+    if text {
+        c.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    }
+    area.present()?;
+    println!("wrote {}", png.display());
+    Ok(())
+}
+
 /// `cargo xtask eval listener-frames FILE.wav [FROM_S TO_S] [--model FILE]`: the trained
 /// listener's frames of a recording over a time range (pitch, confidence, voicing, onset, and
 /// the share of the pitch distribution within a semitone of an octave below and above the best

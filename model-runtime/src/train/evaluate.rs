@@ -310,6 +310,44 @@ pub fn evaluate(which: &[Which], model: Arc<Model>, first: u64, n: usize, streng
     Ok(out)
 }
 
+/// Note scores of the trained listener's notes placed with each of `settings`
+/// ([`crate::lookahead::Placement`]) on `n` held-out clips from clip `first` on (clean clips when
+/// `strength` is 0), against the reference and against the half-way glide reference; the
+/// listener hears each clip once. The live notes come first (index 0), then one per setting.
+pub fn placement_curve(model: Arc<Model>, first: u64, n: usize, strength: f32, settings: &[crate::lookahead::Placement]) -> candle_core::Result<Vec<(NoteScore, NoteScore)>> {
+    let per_clip: Vec<candle_core::Result<Vec<(NoteScore, NoteScore)>>> = (first..first + n as u64)
+        .into_par_iter()
+        .map(|i| {
+            let (clip, _, _) = make_clip_with(HELDOUT_FIRST_SEED + i, Split::Heldout, strength);
+            let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
+            let delay = crate::generator::detection_delay(ListenerKind::Trained, &model);
+            let frames = crate::generator::single_threaded(|| listener_frames(Which::Trained, &model, &clip.audio, &t))?;
+            let voicing = voicing_for(Which::Trained, &model);
+            let (reference, half_way) = (clip.notes.clone(), glide_midpoint_reference(&clip));
+            let hop_s = t.hop_seconds();
+            let secs = |v: &[crate::lookahead::HopNote]| v.iter().map(|n| (n.start as f32 * hop_s, n.note as f32)).collect::<Vec<_>>();
+            let score = |notes: &[(f32, f32)]| (score_notes(&reference, notes, 0.05, 0.5), score_notes(&half_way, notes, 0.05, 0.5));
+            let mut out = Vec::with_capacity(settings.len() + 1);
+            for (k, p) in settings.iter().enumerate() {
+                let d = crate::lookahead::decode_with(&frames, &clip.audio, &t, voicing, &Controls::default(), delay, *p);
+                if k == 0 {
+                    out.push(score(&secs(&d.notes)));
+                }
+                out.push(score(&secs(&d.placed)));
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut total = vec![(NoteScore::default(), NoteScore::default()); settings.len() + 1];
+    for r in per_clip {
+        for (t, s) in total.iter_mut().zip(r?) {
+            t.0.add(&s.0);
+            t.1.add(&s.1);
+        }
+    }
+    Ok(total)
+}
+
 /// Everything about the trained listener on held-out clip `i` that a note-error breakdown
 /// needs, as JSON (`cargo xtask eval listener-dump`): the reference notes and how they were
 /// sung, the reference pitch per hop, the listener's frames with the tracker's levels, and the

@@ -645,7 +645,7 @@ fn info(args: InfoArgs) -> Result<()> {
             device_note = engine.device_note().map(str::to_string);
         }
         let samples = engine.latency_samples();
-        let placed = engine.timing().placing_notes().latency as u32;
+        let placed = engine.latency_with(NotePlacement::Lookahead);
         latency.push(LatencyInfo {
             sample_rate,
             latency_samples: samples,

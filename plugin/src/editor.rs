@@ -324,6 +324,8 @@ impl EditorApp {
         // Room for the labels and the value boxes beside the sliders.
         let width = (ui.available_width() - 200.0).clamp(70.0, 180.0);
         let slider = |ui: &mut Ui, p: &FloatParam| ui.add(ParamSlider::for_param(p, setter).with_width(width));
+        // The listener and the device are read at activation: a change asks the host for one.
+        let mut restart = false;
 
         group(ui, "Input", |ui| {
             Grid::new("input").num_columns(2).show(ui, |ui| {
@@ -331,11 +333,15 @@ impl EditorApp {
                 slider(ui, &params.input.sensitivity);
                 ui.end_row();
                 ui.label("Listener");
+                let before = params.listener.value();
                 enum_combo(ui, "listener", &params.listener, setter).on_hover_text(
-                    "Classic: harmonic summation, notes on time on clean attacks. Network: the trained \
-                     listener, about twice the note accuracy on noisy and reverberant singing, notes \
-                     about 11 ms later. Applies the next time the host activates the plugin",
+                    "Network: the trained listener, about twice the note accuracy of Classic on noisy \
+                     and reverberant singing, notes about 11 ms later. Classic: harmonic summation, \
+                     notes on time on clean attacks. A change asks the host to restart the plugin",
                 );
+                if params.listener.value() != before {
+                    restart = true;
+                }
                 ui.end_row();
             });
         });
@@ -390,11 +396,20 @@ impl EditorApp {
                 slider(ui, &params.output.gain);
                 ui.end_row();
                 ui.label("Device");
+                let before = params.device.value();
                 enum_combo(ui, "device", &params.device, setter)
-                    .on_hover_text("where the generator runs; applies the next time the host activates the plugin");
+                    .on_hover_text("where the generator runs; a change asks the host to restart the plugin");
+                if params.device.value() != before {
+                    restart = true;
+                }
                 ui.end_row();
             });
         });
+        if restart {
+            if let Some(gui) = &self.gui {
+                gui.request_restart();
+            }
+        }
     }
 
     /// "Suggested: A minor [Use]" from the recent notes.

@@ -23,9 +23,8 @@ use serde::{Deserialize, Serialize};
 ///   last preset loaded (`preset`). A version 1 state loads with the default size and no name.
 ///   Later 0.1 builds add the optional `model-path` field (absent = built-in model) and the
 ///   `listener` parameter (absent = classic, what those states played with; new instances
-///   start with network) and the `timing` parameter (absent = live), which
-///   older builds ignore (an unknown parameter is left out with a warning), so the version stays
-///   2.
+///   start with network) and the `timing` parameter (absent = live), which older builds ignore
+///   (an unknown parameter is left out with a warning), so the version stays 2.
 pub const STATE_VERSION: u32 = 2;
 
 /// Parameters added by later builds of state version 2, which states saved before them lack, with
@@ -430,7 +429,7 @@ impl ListenerParam {
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoteTimingParam {
     /// Each note from the moment the decoder is sure of it: for singing live (latency 23.7 ms
-    /// at 48 kHz with 512-sample blocks).
+    /// at 48 kHz with 64-sample blocks).
     #[id = "live"]
     #[name = "Live"]
     Live,

@@ -22,7 +22,7 @@ use realfft::{ComplexToReal, RealFftPlanner};
 
 use crate::controls::Controls;
 use crate::feed::PitchFeed;
-use crate::generator::{device_name, select_device, Generator, MidiIn};
+use crate::generator::{device_name, select_device, Generator, ListenerKind, MidiIn};
 use crate::model::{DeviceChoice, Model};
 use crate::timing::Timing;
 use crate::tracker::TrackEvent;
@@ -130,6 +130,8 @@ pub struct EngineStats {
     pub worker_alive: AtomicBool,
     /// The latency the engine has now, samples (it changes with the note placement).
     pub latency_samples: AtomicU32,
+    /// Whether the trained listener hears the voice now (else v0).
+    pub trained_listener: AtomicBool,
     /// Test hook (see [`Engine::set_worker_delay_us`]): extra µs the worker sleeps per frame.
     worker_delay_us: AtomicU32,
 }
@@ -165,6 +167,8 @@ struct Job {
     midi_only: bool,
     /// Play the notes placed with lookahead.
     placing: bool,
+    /// The listener that hears the voice.
+    listener: ListenerKind,
     /// MIDI input events for this hop.
     midi: [Option<MidiIn>; MIDI_PER_HOP],
 }
@@ -230,8 +234,9 @@ impl Worker {
                 continue;
             }
             if job.epoch != epoch {
-                self.gen.reset();
+                self.gen.set_listener(job.listener);
                 self.gen.set_placing(job.placing);
+                self.gen.reset();
                 epoch = job.epoch;
             }
             let start = Instant::now();
@@ -283,6 +288,10 @@ pub struct Engine {
     timing: Timing,
     /// The timing with notes played as decided (`timing` adds the placement's hops to it).
     live_timing: Timing,
+    /// The listener the worker is told to hear with.
+    listener: ListenerKind,
+    /// Whether the model carries the trained listener (else only v0 can hear).
+    has_trained_listener: bool,
     mode: ProcessMode,
     /// Name of the device the generator runs on.
     device_name: String,
@@ -360,7 +369,9 @@ impl Engine {
         let timing = placement.timing(live_timing);
         crate::generator::pin_thread_count_env();
         let (device, device_note) = select_device(cfg.device);
-        let gen = Generator::new(&model, &timing, &device).map_err(|e| EngineError::Device(e.to_string()))?;
+        let gen = Generator::switchable(&model, &timing, &device).map_err(|e| EngineError::Device(e.to_string()))?;
+        let listener = gen.listener();
+        let has_trained_listener = model.has_trained_listener();
         let device_name = device_name(gen.device());
 
         let mut planner = RealFftPlanner::<f32>::new();
@@ -374,6 +385,7 @@ impl Engine {
             note: AtomicI32::new(-1),
             pitch: AtomicF32::new(f32::NAN),
             latency_samples: AtomicU32::new(timing.latency as u32),
+            trained_listener: AtomicBool::new(listener == ListenerKind::Trained),
             ..Default::default()
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -428,6 +440,8 @@ impl Engine {
         Ok(Engine {
             timing,
             live_timing,
+            listener,
+            has_trained_listener,
             mode: cfg.mode,
             device_name,
             device_note,
@@ -473,6 +487,24 @@ impl Engine {
     /// The latency with notes placed as `placement` says, samples.
     pub fn latency_with(&self, placement: NotePlacement) -> u32 {
         placement.timing(self.live_timing).latency as u32
+    }
+
+    /// The listener hearing the voice (v0 whatever was asked when the model has no trained one).
+    pub fn listener(&self) -> ListenerKind {
+        self.listener
+    }
+
+    /// Hear the voice with a listener of `kind` from now on (audio-thread safe, no allocation):
+    /// a change resets the engine (as [`Engine::reset`]); the latency stays. A model without the
+    /// trained listener keeps v0.
+    pub fn set_listener(&mut self, kind: ListenerKind) {
+        let kind = if self.has_trained_listener { kind } else { ListenerKind::V0 };
+        if kind == self.listener {
+            return;
+        }
+        self.listener = kind;
+        self.stats.trained_listener.store(kind == ListenerKind::Trained, Ordering::Relaxed);
+        self.reset();
     }
 
     /// How the notes are placed now.
@@ -638,7 +670,7 @@ impl Engine {
                 self.midi_len -= 1;
             }
             let placing = self.timing.placement_hops > 0;
-            let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls, midi_only: self.midi_only, placing, midi });
+            let _ = self.jobs.push(Job { index, epoch: self.epoch, controls: *controls, midi_only: self.midi_only, placing, listener: self.listener, midi });
             self.stats.frames.fetch_add(1, Ordering::Relaxed);
             self.worker_thread.unpark();
         } else {

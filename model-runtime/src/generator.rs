@@ -266,17 +266,42 @@ impl AnyPianist {
     }
 }
 
-pub struct Generator {
+/// What hears the voice: a listener with the note tracker and the placer calibrated for it
+/// (their voicing and detection delay follow the listener).
+struct Ear {
     listener: AnyListener,
     tracker: NoteTracker,
+    /// The live decoder and its placer, which play instead of `tracker` while the generator
+    /// places notes with lookahead.
+    placer: Box<crate::lookahead::Decoder>,
+}
+
+impl Ear {
+    fn new(kind: ListenerKind, model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Ear> {
+        let listener = AnyListener::new(kind, model, timing, device)?;
+        let voicing = listener.voicing(model);
+        let placer = Box::new(crate::lookahead::Decoder::new(timing, voicing, detection_delay(listener.kind(), model)));
+        Ok(Ear { listener, tracker: NoteTracker::new(timing.hop_seconds(), timing.lookahead_hops, voicing), placer })
+    }
+
+    fn reset(&mut self) {
+        self.listener.reset();
+        self.tracker.reset();
+        self.placer.reset();
+    }
+}
+
+pub struct Generator {
+    /// The listener that hears the voice now.
+    ear: Ear,
+    /// The other listener, when the generator can switch ([`Generator::switchable`]).
+    other: Option<Ear>,
     pianist: AnyPianist,
     /// Scratch for the listener's saliences.
     salience: Vec<f32>,
     /// Mean square of the previous hop of input.
     prev_energy: f32,
-    /// The live decoder and its placer, which play instead of `tracker` while `placing` (notes
-    /// placed with lookahead).
-    placer: Box<crate::lookahead::Decoder>,
+    /// Play the notes placed with lookahead.
     placing: bool,
     /// The note the placed events leave sounding.
     placed_note: Option<u8>,
@@ -289,19 +314,41 @@ impl Generator {
     }
 
     pub fn with_listener(model: &Model, timing: &Timing, device: &Device, kind: ListenerKind) -> candle_core::Result<Self> {
-        let listener = AnyListener::new(kind, model, timing, device)?;
-        let voicing = listener.voicing(model);
-        let placer = Box::new(crate::lookahead::Decoder::new(timing, voicing, detection_delay(listener.kind(), model)));
         Ok(Generator {
-            listener,
-            tracker: NoteTracker::new(timing.hop_seconds(), timing.lookahead_hops, voicing),
+            ear: Ear::new(kind, model, timing, device)?,
+            other: None,
             pianist: AnyPianist::new(model.pianist(), model, timing, device)?,
             salience: Vec::with_capacity(crate::v0::N_CANDIDATES),
             prev_energy: 0.0,
-            placer,
             placing: timing.placement_hops > 0,
             placed_note: None,
         })
+    }
+
+    /// [`Generator::new`], holding both listeners when the model carries the trained one, so
+    /// that [`Generator::set_listener`] switches without allocating.
+    pub fn switchable(model: &Model, timing: &Timing, device: &Device) -> candle_core::Result<Self> {
+        let mut g = Self::new(model, timing, device)?;
+        if model.has_trained_listener() {
+            let other = if g.ear.listener.kind() == ListenerKind::Trained { ListenerKind::V0 } else { ListenerKind::Trained };
+            g.other = Some(Ear::new(other, model, timing, device)?);
+        }
+        Ok(g)
+    }
+
+    /// The listener hearing the voice.
+    pub fn listener(&self) -> ListenerKind {
+        self.ear.listener.kind()
+    }
+
+    /// Hear the voice with a listener of `kind` if this generator holds one (no allocation);
+    /// takes effect cleanly after [`Generator::reset`].
+    pub fn set_listener(&mut self, kind: ListenerKind) {
+        if self.ear.listener.kind() != kind {
+            if let Some(other) = self.other.as_mut().filter(|o| o.listener.kind() == kind) {
+                std::mem::swap(&mut self.ear, other);
+            }
+        }
     }
 
     /// Play notes placed with lookahead (`true`, [`crate::lookahead`]) or as they are decided.
@@ -311,16 +358,17 @@ impl Generator {
     }
 
     pub fn reset(&mut self) {
-        self.listener.reset();
-        self.tracker.reset();
+        self.ear.reset();
+        if let Some(other) = &mut self.other {
+            other.reset();
+        }
         self.pianist.reset();
         self.prev_energy = 0.0;
-        self.placer.reset();
         self.placed_note = None;
     }
 
     pub fn device(&self) -> &Device {
-        self.listener.device()
+        self.ear.listener.device()
     }
 
     /// One hop: analysis magnitudes and the newest hop of input in, the piano spectrum of the
@@ -333,7 +381,7 @@ impl Generator {
         spectrum: &mut [Complex32],
         emit: &mut dyn FnMut(TrackEvent),
     ) -> candle_core::Result<FrameReport> {
-        let heard = self.listener.step(mags, &mut self.salience)?;
+        let heard = self.ear.listener.step(mags, &mut self.salience)?;
         self.finish_frame(heard, hop_samples, controls, spectrum, emit)
     }
 
@@ -348,7 +396,7 @@ impl Generator {
     ) -> candle_core::Result<FrameReport> {
         let pianist = &mut self.pianist;
         if self.placing {
-            let d = &mut self.placer;
+            let d = &mut self.ear.placer;
             // The decisions go to the placer; the placed events of the hop `placement_hops`
             // before the decided one play now.
             let sounding = &mut self.placed_note;
@@ -366,12 +414,12 @@ impl Generator {
             return Ok(FrameReport { pitch, note: self.placed_note });
         }
         let post = posterior(&heard, hop_samples, &mut self.prev_energy);
-        self.tracker.push(post, controls, &mut |ev| {
+        self.ear.tracker.push(post, controls, &mut |ev| {
             pianist.event(ev, controls);
             emit(ev);
         });
         self.pianist.synthesize(spectrum)?;
-        Ok(FrameReport { pitch: self.tracker.last_pitch, note: self.tracker.sounding() })
+        Ok(FrameReport { pitch: self.ear.tracker.last_pitch, note: self.ear.tracker.sounding() })
     }
 
     /// One hop driven by MIDI instead of the voice: `events` are applied (note events also go
@@ -407,6 +455,6 @@ impl Generator {
     }
 
     pub fn listener_mut(&mut self) -> &mut AnyListener {
-        &mut self.listener
+        &mut self.ear.listener
     }
 }

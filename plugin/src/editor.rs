@@ -324,7 +324,7 @@ impl EditorApp {
         // Room for the labels and the value boxes beside the sliders.
         let width = (ui.available_width() - 200.0).clamp(70.0, 180.0);
         let slider = |ui: &mut Ui, p: &FloatParam| ui.add(ParamSlider::for_param(p, setter).with_width(width));
-        // The listener and the device are read at activation: a change asks the host for one.
+        // The device is read at activation: a change asks the host for one.
         let mut restart = false;
 
         group(ui, "Input", |ui| {
@@ -333,15 +333,11 @@ impl EditorApp {
                 slider(ui, &params.input.sensitivity);
                 ui.end_row();
                 ui.label("Listener");
-                let before = params.listener.value();
                 enum_combo(ui, "listener", &params.listener, setter).on_hover_text(
                     "Network: the trained listener, about twice the note accuracy of Classic on noisy \
                      and reverberant singing, notes about 11 ms later. Classic: harmonic summation, \
-                     notes on time on clean attacks. A change asks the host to restart the plugin",
+                     notes on time on clean attacks. Switching restarts the engine",
                 );
-                if params.listener.value() != before {
-                    restart = true;
-                }
                 ui.end_row();
             });
         });
@@ -523,7 +519,11 @@ impl EditorApp {
         ui.horizontal(|ui| {
             ui.label("Model");
             match info {
-                Some(info) => ui.label(RichText::new(&info.model).monospace().small()),
+                Some(info) => {
+                    let trained = info.stats.trained_listener.load(std::sync::atomic::Ordering::Relaxed);
+                    let listener = if trained { "network listener" } else { "classic listener" };
+                    ui.label(RichText::new(format!("{}, {listener}", info.model)).monospace().small())
+                }
                 None => ui.label(RichText::new("—").color(roll::colors::LABEL)),
             };
             ui.separator();

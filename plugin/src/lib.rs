@@ -9,7 +9,6 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hummingface_runtime::generator::ListenerKind;
 use hummingface_runtime::{DeviceChoice, EngineConfig, Model, ProcessMode as EngineMode};
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
@@ -41,8 +40,6 @@ struct ActiveSetup {
     mode: EngineMode,
     /// Compute device asked for by the `device` parameter.
     device: DeviceChoice,
-    /// Listener asked for by the `listener` parameter.
-    listener: ListenerKind,
     /// Output channel count of the chosen layout.
     channels: usize,
     /// The model file asked for (`None`: the built-in model), see [`model_request`].
@@ -250,7 +247,6 @@ impl Plugin for HummingFace {
             max_block,
             mode: Self::engine_mode(buffer_config.process_mode),
             device: self.params.device.value().choice(),
-            listener: self.params.listener.value().kind(),
             channels: audio_io_layout
                 .main_output_channels
                 .map_or(1, NonZeroU32::get) as usize,
@@ -258,8 +254,10 @@ impl Plugin for HummingFace {
         };
 
         let placement = self.params.timing.value().placement();
+        let listener = self.params.listener.value().kind();
         if self.setup.as_ref() == Some(&setup) {
             if let Some(processor) = &mut self.processor {
+                processor.set_listener(listener);
                 processor.set_placement(placement);
                 context.set_latency_samples(processor.latency_samples());
                 return true;
@@ -289,9 +287,8 @@ impl Plugin for HummingFace {
                 }
             }
         };
-        let model = choice.model.listening_with(setup.listener);
-        // What runs: a model file without the trained listener runs the classic one.
-        let model_listener = model.listener();
+        // A model file without the trained listener runs the classic one whatever is asked.
+        let model = choice.model.listening_with(listener);
         let cfg = EngineConfig {
             sample_rate: setup.sample_rate,
             max_block: setup.max_block,
@@ -314,11 +311,7 @@ impl Plugin for HummingFace {
                     sample_rate: setup.sample_rate,
                     hop: engine.timing().hop,
                     offline: setup.mode == EngineMode::Offline,
-                    model: format!(
-                        "{}, {} listener",
-                        choice.describe(),
-                        if model_listener == ListenerKind::Trained { "network" } else { "classic" }
-                    ),
+                    model: choice.describe(),
                     model_note: choice.fallback.clone(),
                 }));
                 context.set_latency_samples(processor.latency_samples());
@@ -360,8 +353,10 @@ impl Plugin for HummingFace {
             // Not activated: leave the input in place.
             return ProcessStatus::Normal;
         };
-        // The note timing changes here, between blocks: the engine restarts with the new latency,
-        // which the host is told (it compensates it from then on).
+        // The listener and the note timing change here, between blocks: the engine restarts
+        // (with the new latency for the timing, which the host is told and compensates from
+        // then on).
+        processor.set_listener(self.params.listener.value().kind());
         let placement = self.params.timing.value().placement();
         if processor.placement() != placement {
             processor.set_placement(placement);

@@ -395,9 +395,10 @@ impl DeviceParam {
     }
 }
 
-/// Which listener hears the vocal (Network by default). Read only in `activate()`: a change
-/// takes effect the next time the host activates the plugin. The built-in model carries both; a
-/// model file without the trained listener runs the classic one whatever this says.
+/// Which listener hears the vocal (Network by default). A change restarts the engine at the
+/// next block (both listeners are built at activation; the latency stays). The built-in model
+/// carries both; a model file without the trained listener runs the classic one whatever this
+/// says.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerParam {
     /// The v0 listener (harmonic summation, hand-set weights): notes start at the reported
@@ -487,7 +488,7 @@ pub struct HummingFaceParams {
     /// Compute device of the generator; applied at the next activation.
     #[id = "device"]
     pub device: EnumParam<DeviceParam>,
-    /// Listener (classic or the trained network); applied at the next activation.
+    /// Listener (classic or the trained network); applied at the next block.
     #[id = "listener"]
     pub listener: EnumParam<ListenerParam>,
     /// Note timing (live or placed with lookahead); applied at the next block, with the

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use hummingface_runtime::generator::ListenerKind;
 use hummingface_runtime::{
     Controls, Engine, EngineConfig, EngineError, Mixer, Model, NoteEvent, NotePlacement, PitchFeed,
 };
@@ -116,6 +117,22 @@ impl Processor {
     pub fn tail_samples(&self, release_ms: f32) -> u32 {
         let release = (release_ms.max(0.0) * 0.001 * self.sample_rate) as u32;
         self.latency_samples().saturating_add(release)
+    }
+
+    /// The listener hearing the voice.
+    pub fn listener(&self) -> ListenerKind {
+        self.engine.listener()
+    }
+
+    /// Hear the voice with a listener of `kind` from now on (v0 if the model has no trained
+    /// one): a change resets the engine and the mixer; the latency stays. Audio-thread safe, no
+    /// allocation.
+    pub fn set_listener(&mut self, kind: ListenerKind) {
+        let before = self.engine.listener();
+        self.engine.set_listener(kind);
+        if self.engine.listener() != before {
+            self.mixer.reset();
+        }
     }
 
     /// How the engine places its notes now.
@@ -386,12 +403,12 @@ mod tests {
 
     #[cfg(not(debug_assertions))]
     #[test]
-    fn note_timing_switches_between_blocks_without_allocating() {
+    fn note_timing_and_listener_switch_between_blocks_without_allocating() {
         // Live for the first second, then a host reset: from there on the output (and its notes)
         // is a fresh processor's on the rest of the input (the trained pianist's control clock
         // was not reset before: 2.4e-4 off). Then Lookahead: from the switch on, a fresh
-        // Lookahead processor's, at the larger latency; back to Live likewise. Neither the reset
-        // nor a switch allocates.
+        // Lookahead processor's, at the larger latency; then the network listener, and back to
+        // Live and to v0 likewise. Neither the reset nor a switch allocates.
         let input = stereo_vocal();
         let switch = 44100;
         let rest: Vec<Vec<f32>> = input.iter().map(|c| c[switch..].to_vec()).collect();
@@ -412,27 +429,36 @@ mod tests {
         };
         let mut head: Vec<Vec<f32>> = input.iter().map(|c| c[..switch].to_vec()).collect();
         run_part(&mut p, &mut head);
-        for (placement, host_reset) in [(NotePlacement::Live, true), (NotePlacement::Lookahead, false), (NotePlacement::Live, false)] {
+        use ListenerKind::{Trained, V0};
+        let steps = [
+            (NotePlacement::Live, V0, true),
+            (NotePlacement::Lookahead, V0, false),
+            (NotePlacement::Lookahead, Trained, false),
+            (NotePlacement::Live, Trained, false),
+            (NotePlacement::Live, V0, false),
+        ];
+        for (placement, listener, host_reset) in steps {
             let allocs = alloc_count::count(|| {
                 p.set_placement(placement);
+                p.set_listener(listener);
                 if host_reset {
                     p.reset();
                 }
             });
-            assert_eq!(allocs, 0, "switching to {placement:?} allocated");
-            assert_eq!(p.placement(), placement);
+            assert_eq!(allocs, 0, "switching to {placement:?}, {listener:?} allocated");
+            assert_eq!((p.placement(), p.listener()), (placement, listener));
             let mut switched = rest.clone();
             let events = run_part(&mut p, &mut switched);
             let cfg = EngineConfig { sample_rate: SR, max_block: 512, mode: ProcessMode::Offline, device: DeviceChoice::Cpu };
-            let mut fresh = Processor::placing(cfg, 2, Model::embedded(), None, placement).unwrap();
+            let mut fresh = Processor::placing(cfg, 2, Model::embedded().listening_with(listener), None, placement).unwrap();
             assert_eq!(fresh.latency_samples(), p.latency_samples());
             let mut reference = rest.clone();
             let ref_events = run_part(&mut fresh, &mut reference);
-            assert!(ref_events.iter().any(|e| e.2), "{placement:?}: no notes");
-            assert_eq!(events, ref_events, "{placement:?}");
+            assert!(ref_events.iter().any(|e| e.2), "{placement:?}, {listener:?}: no notes");
+            assert_eq!(events, ref_events, "{placement:?}, {listener:?}");
             let diff = switched.iter().flatten().zip(reference.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             let first = switched[0].iter().zip(&reference[0]).position(|(a, b)| a != b);
-            assert!(diff <= 1e-6, "{placement:?}: the output differs from a fresh processor's by {diff:e}, first at {first:?}");
+            assert!(diff <= 1e-6, "{placement:?}, {listener:?}: the output differs from a fresh processor's by {diff:e}, first at {first:?}");
         }
         let cfg = EngineConfig { sample_rate: SR, max_block: 512, mode: ProcessMode::Offline, device: DeviceChoice::Cpu };
         let placed = Processor::placing(cfg, 2, Model::embedded(), None, NotePlacement::Lookahead).unwrap();

@@ -659,17 +659,18 @@ fn clap_offline_render_with_lookahead_timing_equals_cli_render() {
 }
 
 #[test]
-fn vst3_in_pedalboard_compensates_the_lookahead_latency() {
-    // pedalboard delivers the parameter with the first block: the plugin switches its note
-    // timing there and tells the host its new latency, the CLI's; the bounce equals the CLI
-    // render (pedalboard 0.9.26 compensates the new latency: shift 0, difference 0).
+fn vst3_in_pedalboard_switches_listener_and_timing_and_compensates_the_latency() {
+    // pedalboard delivers the parameters with the first block: the plugin switches its
+    // listener (to Classic) and its note timing there and tells the host its new latency, the
+    // CLI's; the bounce equals the CLI render (pedalboard 0.9.26 compensates the new latency:
+    // shift 0, difference 0).
     let a = artifacts();
     let dir = scratch_dir("pedalboard-lookahead");
     let input = sung_melody_wav(&dir);
     let (pb_out, cli_out) = (dir.join("pedalboard_out.wav"), dir.join("cli_out.wav"));
-    let cli = run_cli(&a, &input, &cli_out, &["--listener", "trained", "--notes", "lookahead"]);
+    let cli = run_cli(&a, &input, &cli_out, &["--listener", "v0", "--notes", "lookahead"]);
     let latency = report_u64(&cli, "latency_samples", "hummingface render") as usize;
-    let pb = run_pedalboard(&a.vst3, &input, &pb_out, &["--buffer-size", "1000", "--no-params", "--param", "note_timing=Lookahead"])
+    let pb = run_pedalboard(&a.vst3, &input, &pb_out, &["--buffer-size", "1000", "--no-params", "--param", "note_timing=Lookahead", "--param", "listener=Classic"])
         .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("cli: {cli}\npedalboard: {pb}");
     if let Some(l) = pb["latency"].as_u64() {

@@ -115,7 +115,8 @@ fn latency_is_exact_at_every_rate() {
 
         // The trained listener (the plugin's Network setting): its note decoder starts a note
         // once three voiced frames agree, two hops after the first (BENCHMARKS.md, "Why v0 is
-        // still the default"), so its attack lands two hops after v0's.
+        // still the default", written before the network became the plugin's default), so its
+        // attack lands two hops after v0's.
         let trained = Model::embedded().listening_with(ListenerKind::Trained);
         let res = render_offline(&[sung(sr, 0.9, t0, 0.002)], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, trained, &mut |_| {})
             .unwrap();

@@ -211,7 +211,7 @@ pub enum MidiIn {
 
 /// A pianist of either kind.
 pub enum AnyPianist {
-    V0(PianistV0),
+    V0(Box<PianistV0>),
     Net(Box<PianistNet>),
 }
 
@@ -221,7 +221,7 @@ impl AnyPianist {
             PianistKind::Trained if model.has_trained_pianist() => {
                 AnyPianist::Net(Box::new(PianistNet::new(model, timing.sample_rate, timing.hop, device)?))
             }
-            _ => AnyPianist::V0(PianistV0::new(model, timing.sample_rate, timing.hop)),
+            _ => AnyPianist::V0(Box::new(PianistV0::new(model, timing.sample_rate, timing.hop))),
         })
     }
     pub fn kind(&self) -> PianistKind {

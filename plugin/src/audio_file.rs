@@ -224,12 +224,12 @@ fn decode_stream(path: &Path, mss: MediaSourceStream<'_>) -> Result<DecodedAudio
     })
 }
 
-/// Find the default audio track and make a decoder for it. Returns the track id, the decoder and
-/// the number of frames the container declares (if it does).
-fn open_decoder(
-    path: &Path,
-    format: &mut dyn FormatReader,
-) -> Result<(u32, Box<dyn AudioDecoder>, Option<u64>), AudioFileError> {
+/// An opened audio track: its id, a decoder for it and the number of frames the container
+/// declares (if it does).
+type OpenedTrack = (u32, Box<dyn AudioDecoder>, Option<u64>);
+
+/// Find the default audio track and make a decoder for it.
+fn open_decoder(path: &Path, format: &mut dyn FormatReader) -> Result<OpenedTrack, AudioFileError> {
     let track =
         format
             .default_track(TrackType::Audio)

@@ -1,5 +1,8 @@
 //! `cargo xtask <command>`: bundling (nice-plug-xtask) and the project's own tasks.
 
+// Loops over a table and its index-matched results read better with the index.
+#![allow(clippy::needless_range_loop)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -48,7 +48,7 @@ fn keys() -> Vec<u8> {
 }
 
 fn is_c2_to_c7(key: u8) -> bool {
-    key % 12 == 0 && (36..=96).contains(&key)
+    key.is_multiple_of(12) && (36..=96).contains(&key)
 }
 
 pub fn note_name(key: u8) -> String {

@@ -265,8 +265,11 @@ pub fn export(vars: &NetTensors, detection_hops: usize) -> candle_core::Result<V
     Ok(out)
 }
 
+/// A training's result: the network tensors (name, values) and the log.
+pub type Trained = (Vec<(&'static str, HostTensor)>, Vec<LogRow>);
+
 /// Train; returns the network tensors and the log.
-pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_core::Result<(Vec<(&'static str, HostTensor)>, Vec<LogRow>)> {
+pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_core::Result<Trained> {
     let dev = Device::Cpu;
     let d = cfg.detection_hops;
     assert!(d < HISTORY, "detection hops must be inside the context");
@@ -280,7 +283,7 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
     let index = Tensor::from_vec(net::gather_index(), N_CANDIDATES * net::IN_PER_CAND, &dev)?;
     let vars = init_vars(cfg.seed, &dev)?;
     let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.lr, weight_decay: 1e-4, ..Default::default() })?;
-    let mut r = Rand::new(cfg.seed ^ 0xba7c_4e5);
+    let mut r = Rand::new(cfg.seed ^ 0x0ba7_c4e5);
     let started = std::time::Instant::now();
     let mut log = Vec::new();
     let (mut acc, mut acc_p, mut acc_v, mut acc_o, mut acc_n) = (0f32, 0f32, 0f32, 0f32, 0usize);

@@ -164,7 +164,7 @@ fn validate(net: &NetTensors, val: &FrameSet, dev: &Device) -> candle_core::Resu
 }
 
 fn init_vars(seed: u64, data: &FrameSet, dev: &Device) -> candle_core::Result<Vec<Var>> {
-    let mut r = Rand::new(seed ^ 0x91a0_157);
+    let mut r = Rand::new(seed ^ 0x091a_0157);
     // The output bias starts at the data's mean level per partial and band.
     let mut out_bias = vec![0.0f32; OUT];
     for p in 0..PARTIALS {
@@ -209,13 +209,16 @@ pub fn export(net: &NetTensors) -> candle_core::Result<Vec<(&'static str, HostTe
     Ok(out)
 }
 
+/// A training's result: the network tensors (name, values) and the log.
+pub type Trained = (Vec<(&'static str, HostTensor)>, Vec<LogRow>);
+
 /// Train on `train_notes`, validating on `val_notes` every `log_every` steps.
 pub fn train(
     cfg: &TrainConfig,
     train_notes: &[PianoNote],
     val_notes: &[PianoNote],
     progress: &mut dyn FnMut(Progress),
-) -> candle_core::Result<(Vec<(&'static str, HostTensor)>, Vec<LogRow>)> {
+) -> candle_core::Result<Trained> {
     let dev = Device::Cpu;
     let data = FrameSet::new(train_notes);
     let val = FrameSet::new(val_notes);

@@ -258,7 +258,7 @@ pub fn random_phrase(r: &mut Rand, voice: Voice, total_s: f32) -> (VoiceParams, 
         } else {
             match r.below(10) {
                 0 | 1 => Onset::Vowel,
-                2 | 3 | 4 => r.pick(&plosives),
+                2..=4 => r.pick(&plosives),
                 5 | 6 => r.pick(&fricatives),
                 7 | 8 => Onset::Nasal,
                 _ => Onset::Lateral,
@@ -488,7 +488,7 @@ pub fn render_phrase(r: &mut Rand, p: &VoiceParams, notes: &[Note], sample_rate:
         }
         if fry[s] {
             // Vocal fry: alternate cycles collapse (period doubling), irregular.
-            gain *= if cycle_index % 2 == 0 { 1.0 } else { r.range(0.05, 0.4) };
+            gain *= if cycle_index.is_multiple_of(2) { 1.0 } else { r.range(0.05, 0.4) };
         }
         let nasal = matches!(vowel_of[s], x if x >= usize::MAX - 1) || p.hummed;
         let breath = p.breath * breath_f.run(r.white()) * if nasal { 0.3 } else { 1.0 };

@@ -171,7 +171,7 @@ impl History {
                 colors::ROW_WHITE
             };
             painter.rect_filled(row, 0.0, fill);
-            if n % 12 == 0 {
+            if n.is_multiple_of(12) {
                 painter.hline(rect.x_range(), row.bottom(), Stroke::new(1.0, colors::OCTAVE));
                 painter.text(
                     Pos2::new(rect.left() + 4.0, row.center().y),

@@ -894,7 +894,7 @@ fn run(args: &Args) -> Result<Report> {
             .get_extension::<PluginState>()
             .ok_or_else(|| anyhow!("--load-state: the plugin has no state extension"))?;
         let ok = ext
-            .load(&mut instance.plugin_handle(), &mut std::io::Cursor::new(bytes))
+            .load(&instance.plugin_handle(), &mut std::io::Cursor::new(bytes))
             .is_ok();
         pump_main_thread(&mut instance);
         state_loaded = Some(ok);
@@ -988,7 +988,7 @@ fn run(args: &Args) -> Result<Report> {
             .get_extension::<PluginState>()
             .ok_or_else(|| anyhow!("--save-state: the plugin has no state extension"))?;
         let mut bytes = Vec::new();
-        ext.save(&mut instance.plugin_handle(), &mut bytes)
+        ext.save(&instance.plugin_handle(), &mut bytes)
             .map_err(|e| anyhow!("--save-state: the plugin did not save: {e}"))?;
         std::fs::write(path, &bytes)
             .with_context(|| format!("--save-state: cannot write {}", path.display()))?;

@@ -98,6 +98,13 @@ pub struct HopNote {
     pub velocity: f32,
 }
 
+impl HopNote {
+    /// (onset seconds, MIDI) of `notes`, hops of `hop_s` seconds: what note scoring takes.
+    pub fn onsets(notes: &[HopNote], hop_s: f32) -> Vec<(f32, f32)> {
+        notes.iter().map(|n| (n.start as f32 * hop_s, n.note as f32)).collect()
+    }
+}
+
 /// What the listener heard in one hop, as the decoder judged it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HeardHop {

@@ -126,33 +126,6 @@ pub fn render_offline(
     let mut engine = Engine::placing(cfg, model, Some(feed.clone()), opts.notes)?;
     let mut pitch: Vec<f32> = Vec::new();
     let mut next_frame = 0;
-    let mut r = drive(&mut engine, channels, opts, progress, &mut || {
-        next_frame = feed.read_since(next_frame, &mut |f| {
-            pitch.resize(f.index as usize, f32::NAN);
-            pitch.push(f.pitch);
-        });
-    })?;
-    // Frame `k`'s events leave the output `(k + 1.5)` hops in (see `Engine::schedule`), and its
-    // pitch belongs to the hop whose events it plays; minus the latency, like the notes.
-    let hop = engine.timing().hop as f64;
-    r.pitch = PitchCurve { first_s: (1.5 * hop - r.latency_samples as f64) / sample_rate as f64, hop_s: hop / sample_rate as f64, midi: pitch };
-    Ok(r)
-}
-
-/// Runs `engine` over `channels` (its latency of silence after them) and mixes its piano with
-/// them: the engine listens to their mono mix. `after_block` runs after every block. The
-/// result's pitch curve is empty.
-fn drive(
-    engine: &mut Engine,
-    channels: &[Vec<f32>],
-    opts: &RenderOptions,
-    progress: &mut dyn FnMut(f32),
-    after_block: &mut dyn FnMut(),
-) -> Result<RenderResult, EngineError> {
-    let nch = channels.len();
-    let len = channels[0].len();
-    let sample_rate = engine.timing().sample_rate;
-    let block = opts.block.clamp(1, 1 << 16);
     let latency = engine.latency_samples() as usize;
     let mut mixer = Mixer::new(nch, latency);
     let total = len + latency;
@@ -177,11 +150,13 @@ fn drive(
             mono[i] = acc / nch as f32;
         }
         let base = pos as u64;
-        let on_note = &mut |ev: NoteEvent| events.push((base + ev.timing as u64, ev));
-        engine.process(&mono[..n], &mut wet[..n], &opts.controls, on_note);
+        engine.process(&mono[..n], &mut wet[..n], &opts.controls, &mut |ev| events.push((base + ev.timing as u64, ev)));
         let mut slices: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..n]).collect();
         mixer.process(&mut slices, &wet[..n], opts.mix, opts.gain_db, sample_rate);
-        after_block();
+        next_frame = feed.read_since(next_frame, &mut |f| {
+            pitch.resize(f.index as usize, f32::NAN);
+            pitch.push(f.pitch);
+        });
         for (o, b) in out.iter_mut().zip(&bufs) {
             o.extend_from_slice(&b[..n]);
         }
@@ -198,10 +173,18 @@ fn drive(
     }
     let notes = pair_notes(events, latency, len);
     let stats = engine.stats();
+    // Frame `k`'s events leave the output `(k + 1.5)` hops in (see `Engine::schedule`), and its
+    // pitch belongs to the hop whose events it plays; minus the latency, like the notes.
+    let hop = engine.timing().hop as f64;
+    let pitch = PitchCurve {
+        first_s: (1.5 * hop - latency as f64) / sample_rate as f64,
+        hop_s: hop / sample_rate as f64,
+        midi: pitch,
+    };
     Ok(RenderResult {
         channels: out,
         notes,
-        pitch: PitchCurve::default(),
+        pitch,
         sample_rate,
         latency_samples: latency as u32,
         late_frames: stats.late_frames.load(std::sync::atomic::Ordering::Relaxed),

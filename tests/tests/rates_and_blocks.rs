@@ -77,24 +77,32 @@ fn every_rate_and_block_size_is_finite_bounded_and_allocation_free() {
     assert_eq!(tried, RATES.len() * BLOCKS.len() * 2 * 2);
 }
 
+/// An impulse at sample 777 through a dry mix (mix 0) at `sr` with `placement`: the reported
+/// latency and where the impulse came out.
+fn dry_impulse(sr: f32, placement: NotePlacement) -> (usize, Option<usize>) {
+    let mut p = Processor::placing(
+        EngineConfig { sample_rate: sr, max_block: 512, mode: ProcessMode::Offline, device: DeviceChoice::Cpu },
+        1,
+        Model::embedded(),
+        None,
+        placement,
+    )
+    .unwrap();
+    let lat = p.latency_samples() as usize;
+    let mut x = vec![0.0f32; lat + 2000];
+    x[777] = 0.5;
+    for chunk in x.chunks_mut(512) {
+        p.process(&mut [chunk], &Controls::default(), 0.0, 0.0);
+    }
+    (lat, x.iter().position(|v| v.abs() > 0.25))
+}
+
 #[test]
 fn latency_is_exact_at_every_rate() {
     for sr in RATES {
         // Dry path: an impulse comes out exactly `latency` samples later (mix 0).
-        let mut p = Processor::new(
-            EngineConfig { sample_rate: sr, max_block: 512, mode: ProcessMode::Offline, device: DeviceChoice::Cpu },
-            1,
-            Model::embedded(),
-        )
-        .unwrap();
-        let lat = p.latency_samples() as usize;
-        let mut x = vec![0.0f32; lat + 2000];
-        x[777] = 0.5;
-        for chunk in x.chunks_mut(512) {
-            p.process(&mut [chunk], &Controls::default(), 0.0, 0.0);
-        }
-        let at = x.iter().position(|v| v.abs() > 0.25).unwrap();
-        assert_eq!(at, 777 + lat, "{sr} Hz: dry impulse");
+        let (lat, at) = dry_impulse(sr, NotePlacement::Live);
+        assert_eq!(at, Some(777 + lat), "{sr} Hz: dry impulse");
 
         // Piano: a sung onset with a 2 ms attack gives the attack's half-peak at the latency.
         let t0 = 0.3;
@@ -145,20 +153,8 @@ fn latency_is_exact_at_every_rate() {
         assert!((-3 * hop..=hop).contains(&placed), "{sr} Hz, placed: piano attack {placed} samples from the sung onset (hop {hop})");
         assert_eq!(res.notes.iter().map(|n| n.note).collect::<Vec<_>>(), vec![64], "{sr} Hz notes, placed");
         // The dry path follows the larger latency exactly.
-        let mut p = Processor::placing(
-            EngineConfig { sample_rate: sr, max_block: 512, mode: ProcessMode::Offline, device: DeviceChoice::Cpu },
-            1,
-            Model::embedded(),
-            None,
-            NotePlacement::Lookahead,
-        )
-        .unwrap();
-        let lat = p.latency_samples() as usize;
-        let mut x = vec![0.0f32; lat + 2000];
-        x[777] = 0.5;
-        for chunk in x.chunks_mut(512) {
-            p.process(&mut [chunk], &Controls::default(), 0.0, 0.0);
-        }
-        assert_eq!(x.iter().position(|v| v.abs() > 0.25), Some(777 + lat), "{sr} Hz: dry impulse with lookahead");
+        let (placed_lat, at) = dry_impulse(sr, NotePlacement::Lookahead);
+        assert_eq!(placed_lat as u32, res.latency_samples, "{sr} Hz: plugin and render latency with lookahead");
+        assert_eq!(at, Some(777 + placed_lat), "{sr} Hz: dry impulse with lookahead");
     }
 }

@@ -19,6 +19,7 @@ use crate::controls::Controls;
 use crate::eval::{score_notes, NoteScore};
 use crate::generator::{posterior, AnyListener, ListenerKind};
 use crate::listener::ListenerFrame;
+use crate::lookahead::HopNote;
 use crate::model::Model;
 use crate::timing::Timing;
 use crate::tracker::Voicing;
@@ -164,9 +165,8 @@ pub struct Tracked {
 /// The tracker over `frames` (frame `k` describes hop `k - delay_hops`) of `audio`.
 pub fn track(which: Which, model: &Model, frames: &[ListenerFrame], audio: &[f32], t: &Timing, controls: &Controls, delay_hops: usize) -> Tracked {
     let d = crate::lookahead::decode(frames, audio, t, voicing_for(which, model), controls, delay_hops);
-    let hop_s = t.hop_seconds();
-    let secs = |v: &[crate::lookahead::HopNote]| v.iter().map(|n| (n.start as f32 * hop_s, n.note as f32)).collect::<Vec<_>>();
-    Tracked { notes: secs(&d.notes), voiced: d.voiced, placed: secs(&d.placed) }
+    let onsets = |v: &[HopNote]| HopNote::onsets(v, t.hop_seconds());
+    Tracked { notes: onsets(&d.notes), voiced: d.voiced, placed: onsets(&d.placed) }
 }
 
 /// The clip's reference notes with each legato glide's onset moved from where the glide begins
@@ -324,8 +324,7 @@ pub fn placement_curve(model: Arc<Model>, first: u64, n: usize, strength: f32, s
             let frames = crate::generator::single_threaded(|| listener_frames(Which::Trained, &model, &clip.audio, &t))?;
             let voicing = voicing_for(Which::Trained, &model);
             let (reference, half_way) = (clip.notes.clone(), glide_midpoint_reference(&clip));
-            let hop_s = t.hop_seconds();
-            let secs = |v: &[crate::lookahead::HopNote]| v.iter().map(|n| (n.start as f32 * hop_s, n.note as f32)).collect::<Vec<_>>();
+            let secs = |v: &[HopNote]| HopNote::onsets(v, t.hop_seconds());
             let score = |notes: &[(f32, f32)]| (score_notes(&reference, notes, 0.05, 0.5), score_notes(&half_way, notes, 0.05, 0.5));
             let mut out = Vec::with_capacity(settings.len() + 1);
             for (k, p) in settings.iter().enumerate() {

@@ -10,7 +10,9 @@
 //! candidates' hidden units plus the frame levels feed a second MLP → voicing and onset logits.
 //!
 //! Outputs describe hop `t - DETECTION_HOPS` (the network sees that many hops after it: its
-//! fixed lookahead, part of the reported latency). `step`/`reset` stream frame by frame;
+//! fixed lookahead, part of the reported latency). A model file may carry other context offsets
+//! (`listener.net.context`, with its own detection delay in the calibration): same shapes, the
+//! frames read further back ([`Context`]). `step`/`reset` stream frame by frame;
 //! `forward` runs a batch of frames (same numbers). The training code
 //! (`train::listener`, feature `training`) uses the same input assembly and forward.
 
@@ -21,10 +23,35 @@ use crate::model::{HostTensor, Model};
 use crate::timing::Timing;
 use crate::v0::{candidate_midi, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
 
-/// Frames kept for the context and the normalisation.
+/// Frames kept for the context and the normalisation (at least; see [`history`]).
 pub const HISTORY: usize = 8;
-/// Context frames, as offsets back from the newest frame.
+/// Context frames, as offsets back from the newest frame (the shipped listener's).
 pub const CONTEXT: [usize; 6] = [0, 1, 2, 3, 5, 7];
+/// Context offsets of one network.
+pub type Context = [usize; 6];
+/// Largest context offset a model file may ask for.
+pub const MAX_CONTEXT_BACK: usize = 63;
+
+/// Frames a network with `context` keeps: the oldest context frame's, at least [`HISTORY`]
+/// (the input normalisation looks at all of them).
+pub fn history(context: &Context) -> usize {
+    (context.iter().copied().max().unwrap_or(0) + 1).max(HISTORY)
+}
+
+/// The context offsets `model`'s network was trained with (`listener.net.context` when the file
+/// has it, else [`CONTEXT`]).
+pub fn context_of(model: &Model) -> Context {
+    match model.get("listener.net.context") {
+        Some(t) if t.data.len() == CONTEXT.len() => {
+            let mut c = CONTEXT;
+            for (o, &v) in c.iter_mut().zip(&t.data) {
+                *o = v as usize;
+            }
+            c
+        }
+        _ => CONTEXT,
+    }
+}
 /// Harmonic offsets in features (20-cent steps): ½, 1, 2, 3, 4, 5, 6 × the candidate.
 pub const HARMONIC_OFFSETS: [isize; 7] = [-60, 0, 60, 95, 120, 139, 155];
 /// Feature index of candidate 0 (C2 = 65.4 Hz = 55 Hz · 2^(15/60)).
@@ -130,19 +157,26 @@ pub fn forward(net: &NetTensors, index: &Tensor, rows: &Tensor, levels: &Tensor)
 /// Builds input rows from a stream of linear feature frames (host side).
 #[derive(Clone)]
 pub struct InputAssembler {
-    /// Ring of the last [`HISTORY`] linear feature frames.
+    /// Ring of the last `history` linear feature frames.
     ring: Vec<f32>,
     /// Frames pushed.
     frames: u64,
+    context: Context,
+    history: usize,
 }
 
 impl Default for InputAssembler {
     fn default() -> Self {
-        InputAssembler { ring: vec![0.0; HISTORY * N_FEATURES], frames: 0 }
+        InputAssembler::new(CONTEXT)
     }
 }
 
 impl InputAssembler {
+    pub fn new(context: Context) -> Self {
+        let history = history(&context);
+        InputAssembler { ring: vec![0.0; history * N_FEATURES], frames: 0, context, history }
+    }
+
     pub fn reset(&mut self) {
         self.ring.iter_mut().for_each(|v| *v = 0.0);
         self.frames = 0;
@@ -150,7 +184,8 @@ impl InputAssembler {
 
     /// Push frame `feats` (linear, `N_FEATURES`), then write its input row (`ROW`) and levels.
     pub fn push(&mut self, feats: &[f32], row: &mut [f32], levels: &mut [f32]) {
-        let slot = (self.frames % HISTORY as u64) as usize;
+        let h = self.history as u64;
+        let slot = (self.frames % h) as usize;
         for (d, &s) in self.ring[slot * N_FEATURES..(slot + 1) * N_FEATURES].iter_mut().zip(feats) {
             *d = if s.is_finite() { s.max(0.0) } else { 0.0 };
         }
@@ -159,9 +194,10 @@ impl InputAssembler {
         let ring = &self.ring;
         assemble(
             |back| {
-                let k = ((newest + HISTORY as u64 - back as u64) % HISTORY as u64) as usize;
+                let k = ((newest + h - back as u64) % h) as usize;
                 &ring[k * N_FEATURES..(k + 1) * N_FEATURES]
             },
+            &self.context,
             row,
             levels,
         );
@@ -169,13 +205,13 @@ impl InputAssembler {
 }
 
 /// The input row and levels of one frame, given `frame(back)`: the linear features of the frame
-/// `back` hops before the newest (`back < HISTORY`; zeros before the stream began). Streaming
-/// ([`InputAssembler`]) and training (random frames of stored clips) both end here.
-pub fn assemble<'a>(frame: impl Fn(usize) -> &'a [f32], row: &mut [f32], levels: &mut [f32]) {
-    let peak = (0..HISTORY).map(|b| frame(b).iter().fold(0.0f32, |m, &v| m.max(v))).fold(0.0f32, f32::max) + 1e-9;
+/// `back` hops before the newest (`back < history(context)`; zeros before the stream began).
+/// Streaming ([`InputAssembler`]) and training (random frames of stored clips) both end here.
+pub fn assemble<'a>(frame: impl Fn(usize) -> &'a [f32], context: &Context, row: &mut [f32], levels: &mut [f32]) {
+    let peak = (0..history(context)).map(|b| frame(b).iter().fold(0.0f32, |m, &v| m.max(v))).fold(0.0f32, f32::max) + 1e-9;
     let g = LOG_GAIN / peak;
     let norm = 1.0 / (1.0 + LOG_GAIN).ln();
-    for (c, &back) in CONTEXT.iter().enumerate() {
+    for (c, &back) in context.iter().enumerate() {
         let f = frame(back);
         let out = &mut row[c * N_FEATURES..(c + 1) * N_FEATURES];
         for (o, &v) in out.iter_mut().zip(f) {
@@ -404,7 +440,7 @@ impl ListenerNet {
             interp,
             index,
             net: NetTensors::from_vec(ts),
-            asm: InputAssembler::default(),
+            asm: InputAssembler::new(context_of(model)),
             bins: timing.analysis_bins,
             row: vec![0.0; ROW],
             levels: vec![0.0; CONTEXT.len()],

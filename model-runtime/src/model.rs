@@ -69,6 +69,8 @@ pub enum ModelError {
     NotFinite { name: &'static str, index: usize },
     #[error("model file metadata: {0}")]
     Metadata(String),
+    #[error("the model's listener looks {got} hops ahead (trained with `--hops {got}`); the engine plays listeners that look {want} hops ahead, the latency it reports")]
+    DetectionDelay { got: usize, want: usize },
 }
 
 /// One named f32 tensor kept on the host; the worker uploads it to its device.
@@ -156,6 +158,15 @@ impl Model {
         if has_net {
             for &(name, shape) in crate::listener_net::NET_SPECS {
                 tensors.insert(name, read(name, shape)?);
+            }
+            // Optional: context offsets other than the shipped listener's.
+            const CONTEXT_NAME: &str = "listener.net.context";
+            if st.names().contains(&CONTEXT_NAME) {
+                let t = read(CONTEXT_NAME, &[crate::listener_net::CONTEXT.len()])?;
+                if let Some(v) = t.data.iter().find(|&&v| !(0.0..=crate::listener_net::MAX_CONTEXT_BACK as f32).contains(&v) || v.fract() != 0.0) {
+                    return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' holds {v}: context offsets are whole numbers of hops, 0 to {}", crate::listener_net::MAX_CONTEXT_BACK)));
+                }
+                tensors.insert(CONTEXT_NAME, t);
             }
         }
         // The trained pianist likewise.
@@ -249,5 +260,17 @@ impl Model {
     /// Whether this model carries the trained listener.
     pub fn has_trained_listener(&self) -> bool {
         self.tensors.contains_key("listener.net.w1")
+    }
+
+    /// Whether the engine can play this model: its trained listener, if any, describes the hop
+    /// [`crate::timing::DETECTION_HOPS`] before its newest frame, the delay the engine's latency
+    /// and scheduling assume. A network trained with another delay (`cargo xtask train listener
+    /// --hops D`, or other `--context` offsets) loads for evaluation but would play mistimed.
+    pub fn playable(self) -> Result<Model, ModelError> {
+        let got = crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &self);
+        if self.has_trained_listener() && got != crate::timing::DETECTION_HOPS {
+            return Err(ModelError::DetectionDelay { got, want: crate::timing::DETECTION_HOPS });
+        }
+        Ok(self)
     }
 }

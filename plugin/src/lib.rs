@@ -108,7 +108,7 @@ fn embedded_model() -> Option<Arc<Model>> {
 pub fn choose_model(request: Option<&Path>) -> Option<ModelChoice> {
     let fallback = match request {
         None => None,
-        Some(path) => match Model::from_file(path) {
+        Some(path) => match Model::from_file(path).and_then(Model::playable) {
             Ok(model) => {
                 nice_log!("HummingFace: model {} from {}", model.name(), path.display());
                 return Some(ModelChoice {

@@ -31,6 +31,12 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
     let bad_model = dir.join("model.safetensors");
     std::fs::write(&bad_model, b"\x08\0\0\0\0\0\0\0{}garbage").unwrap();
 
+    // A valid file whose listener was trained for another detection delay: it would play mistimed.
+    let delay_model = dir.join("delay8.safetensors");
+    let mut t = hummingface_runtime::Model::embedded().tensors();
+    t.iter_mut().filter(|(n, _)| *n == "listener.net.calib").for_each(|(_, c)| c.data[2] = 8.0);
+    std::fs::write(&delay_model, hummingface_runtime::Model::serialize("delay8", &t).unwrap()).unwrap();
+
     let good_s = good.to_str().unwrap();
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("missing file", vec!["/nonexistent/vocal.wav"]),
@@ -41,6 +47,7 @@ fn bad_inputs_fail_clearly_and_leave_nothing_behind() {
         ("4 kHz input", vec![low_rate.to_str().unwrap()]),
         ("directory", vec![dir.to_str().unwrap()]),
         ("corrupt model", vec![good_s, "--model", bad_model.to_str().unwrap()]),
+        ("model for another detection delay", vec![good_s, "--model", delay_model.to_str().unwrap()]),
         ("NaN mix", vec![good_s, "--mix", "nan"]),
         ("unknown scale", vec![good_s, "--scale", "lydian-flat-13"]),
         ("unknown device", vec![good_s, "--device", "tpu"]),

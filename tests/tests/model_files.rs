@@ -86,6 +86,17 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
     let mut int = h.clone();
     int[&name]["dtype"] = serde_json::json!("I32");
     let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Valid files the engine cannot play right: a listener trained for another detection delay
+    // (`train listener --hops 8`), and context offsets out of range.
+    let edited = |edit: &dyn Fn(&mut Vec<(&'static str, hummingface_runtime::model::HostTensor)>)| {
+        let mut t = Model::embedded().tensors();
+        edit(&mut t);
+        Model::serialize("edited", &t).unwrap()
+    };
+    let other_delay = edited(&|t| t.iter_mut().filter(|(n, _)| *n == "listener.net.calib").for_each(|(_, c)| c.data[2] = 8.0));
+    let far_context = edited(&|t| {
+        t.push(("listener.net.context", hummingface_runtime::model::HostTensor { shape: vec![6], data: vec![0.0, 1.0, 2.0, 3.0, 5.0, 100.0] }))
+    });
     vec![
         ("missing file", dir.join("nowhere.safetensors"), words(&["cannot read model file", "nowhere.safetensors"])),
         ("a directory", dir.to_path_buf(), words(&["cannot read model file"])),
@@ -98,6 +109,8 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
         ("wrong dtype", write("int.safetensors", &assemble(&int, data)), words(&["dtype", &name])),
         ("NaN-filled matrix", write("nan.safetensors", &assemble(&h, &nan)), words(&["non-finite", &name])),
         ("one infinite weight", write("inf.safetensors", &assemble(&h, &inf)), words(&["non-finite", &name])),
+        ("listener of another detection delay", write("delay8.safetensors", &other_delay), words(&["looks 8 hops ahead", "listeners that look 3 hops ahead"])),
+        ("context offset out of range", write("context100.safetensors", &far_context), words(&["listener.net.context", "holds 100"])),
     ]
 }
 

@@ -29,7 +29,7 @@ pub fn train_cmd(root: &Path, args: &[String]) -> Result<()> {
         Some("listener") => train_listener(root, &args[1..]),
         Some("listener-curve") => listener_curve(root, &args[1..]),
         Some("pianist") => crate::pianist::train_pianist(root, &args[1..]),
-        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--steep-hums] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
+        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--context A,B,C,D,E,F] [--steep-hums] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
     }
 }
 
@@ -47,6 +47,16 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     }
     if let Some(v) = flag(args, "--hops")? {
         cfg.detection_hops = v;
+    }
+    if let Some(v) = flag::<String>(args, "--context")? {
+        let offsets: Vec<usize> = v.split(',').map(|x| x.trim().parse()).collect::<Result<_, _>>().with_context(|| format!("--context {v}: six whole numbers of hops, comma-separated"))?;
+        cfg.context = offsets.try_into().map_err(|o: Vec<usize>| anyhow::anyhow!("--context takes 6 offsets, got {}", o.len()))?;
+        if cfg.context.iter().any(|&c| c > hummingface_runtime::listener_net::MAX_CONTEXT_BACK) {
+            bail!("--context offsets go up to {} hops", hummingface_runtime::listener_net::MAX_CONTEXT_BACK);
+        }
+    }
+    if cfg.detection_hops >= hummingface_runtime::listener_net::history(&cfg.context) {
+        bail!("--hops {} lies outside the context (offsets {:?}): the listener must see the hop it describes", cfg.detection_hops, cfg.context);
     }
     if let Some(v) = flag(args, "--val-clips")? {
         cfg.val_clips = v;
@@ -90,6 +100,9 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
         run_name += &format!("-repeat-weight{}", cfg.repeat_weight);
     }
     let defaults = TrainConfig::default();
+    if cfg.context != defaults.context {
+        run_name += &format!("-context{}", cfg.context.map(|c| c.to_string()).join("_"));
+    }
     if cfg.steps != defaults.steps {
         run_name += &format!("-steps{}", cfg.steps);
     }

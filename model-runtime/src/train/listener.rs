@@ -15,7 +15,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use super::dataset::{make_examples, Example, Split};
 use super::voice::Rand;
-use crate::listener_net::{self as net, NetTensors, CONTEXT, HISTORY, NET_SPECS, ROW};
+use crate::listener_net::{self as net, Context, NetTensors, CONTEXT, NET_SPECS, ROW};
 use crate::model::HostTensor;
 use crate::v0::{CAND_MIN_MIDI, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
 
@@ -31,6 +31,8 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Hops between the newest frame and the frame the outputs describe.
     pub detection_hops: usize,
+    /// Context frames, as offsets back from the newest (the shipped listener's by default).
+    pub context: Context,
     /// Log (and validate) every this many steps.
     pub log_every: usize,
     /// Onset targets only where a new syllable starts (not at a slur's glide).
@@ -56,6 +58,7 @@ impl Default for TrainConfig {
             batch: 256,
             lr: 3e-3,
             detection_hops: crate::timing::DETECTION_HOPS,
+            context: CONTEXT,
             log_every: 250,
             articulated_onsets: false,
             repeat_weight: 1.0,
@@ -121,6 +124,7 @@ fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &Tr
         let ex = &examples[e];
         net::assemble(
             |back| if back <= t { &ex.feats[(t - back) * N_FEATURES..(t - back + 1) * N_FEATURES] } else { &zeros },
+            &cfg.context,
             &mut b.rows[i * ROW..(i + 1) * ROW],
             &mut b.levels[i * CONTEXT.len()..(i + 1) * CONTEXT.len()],
         );
@@ -253,7 +257,7 @@ fn tensors_of(vars: &[Var]) -> NetTensors {
 }
 
 /// The trained network as named host tensors (for a model file), calibration included.
-pub fn export(vars: &NetTensors, detection_hops: usize) -> candle_core::Result<Vec<(&'static str, HostTensor)>> {
+pub fn export(vars: &NetTensors, detection_hops: usize, context: &Context) -> candle_core::Result<Vec<(&'static str, HostTensor)>> {
     let mut out = Vec::new();
     for ((name, shape), t) in NET_SPECS.iter().filter(|(n, _)| !n.ends_with("calib")).zip(vars.to_vec()) {
         out.push((*name, HostTensor { shape: shape.to_vec(), data: t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()? }));
@@ -262,6 +266,10 @@ pub fn export(vars: &NetTensors, detection_hops: usize) -> candle_core::Result<V
     // already rejects noise and silence, so the level gate only stops near-silence (the clips
     // go down to −40 dBFS peak, a quiet voice's hops to −60 dBFS).
     out.push(("listener.net.calib", HostTensor { shape: vec![4], data: vec![0.5, 0.5, detection_hops as f32, -80.0] }));
+    // Written only when not the shipped offsets, so that a default training's file is unchanged.
+    if *context != CONTEXT {
+        out.push(("listener.net.context", HostTensor { shape: vec![CONTEXT.len()], data: context.iter().map(|&c| c as f32).collect() }));
+    }
     Ok(out)
 }
 
@@ -272,7 +280,8 @@ pub type Trained = (Vec<(&'static str, HostTensor)>, Vec<LogRow>);
 pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_core::Result<Trained> {
     let dev = Device::Cpu;
     let d = cfg.detection_hops;
-    assert!(d < HISTORY, "detection hops must be inside the context");
+    assert!(d < net::history(&cfg.context), "detection hops must be inside the context");
+    assert!(cfg.context.iter().all(|&c| c <= net::MAX_CONTEXT_BACK), "context offsets up to {} hops", net::MAX_CONTEXT_BACK);
     progress(Progress::Data { done: 0, total: cfg.clips + cfg.val_clips });
     let train_set = make_examples(cfg.seed * 1_000_000, cfg.clips, Split::Train, cfg.steep_hums);
     progress(Progress::Data { done: cfg.clips, total: cfg.clips + cfg.val_clips });
@@ -322,7 +331,7 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
             (acc, acc_p, acc_v, acc_o, acc_n) = (0.0, 0.0, 0.0, 0.0, 0);
         }
     }
-    Ok((export(&tensors_of(&vars), d)?, log))
+    Ok((export(&tensors_of(&vars), d, &cfg.context)?, log))
 }
 
 #[cfg(test)]
@@ -352,28 +361,47 @@ mod tests {
 
     #[test]
     fn streaming_steps_equal_the_batched_forward() {
-        let dev = Device::Cpu;
-        let vars = init_vars(7, &dev).unwrap();
-        let mut all = crate::v0::build_tensors();
-        all.extend(export(&tensors_of(&vars), 3).unwrap());
-        let bytes = crate::model::Model::serialize("test-net", &all).unwrap();
-        let model = crate::model::Model::from_bytes(&bytes).unwrap();
-        assert!(model.has_trained_listener());
-        let sr = 48000.0;
-        let t = Timing::new(sr, 512, ProcessMode::Offline);
-        let (clip, ..) = super::super::dataset::make_clip(3, Split::Heldout);
-        let audio: Vec<f32> = if clip.sample_rate == sr { clip.audio } else { (0..48000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect() };
-        let (mags, frames) = crate::bench::analysis_frames(&audio, &t);
-        let frames = frames.min(300);
-        let mut a = ListenerNet::new(&model, &t, &dev).unwrap();
-        let mut b = ListenerNet::new(&model, &t, &dev).unwrap();
-        let batched = b.forward(&mags[..frames * t.analysis_bins], frames).unwrap();
-        for (k, want) in batched.iter().enumerate() {
-            let got = a.step(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins]).unwrap();
-            assert!((got.pitch_midi - want.pitch_midi).abs() < 1e-3, "frame {k}: {got:?} vs {want:?}");
-            assert!((got.confidence - want.confidence).abs() < 1e-3, "frame {k}: {got:?} vs {want:?}");
-            assert!((got.periodicity - want.periodicity).abs() < 1e-4, "frame {k}: {got:?} vs {want:?}");
-            assert!((got.flux - want.flux).abs() < 1e-4, "frame {k}: {got:?} vs {want:?}");
+        // The shipped context, and a longer one as `train listener --hops 12 --context …` makes
+        // (its own file tensor; 17 frames of history).
+        for (context, delay) in [(CONTEXT, 3), ([0, 5, 9, 12, 14, 16], 12)] {
+            let dev = Device::Cpu;
+            let vars = init_vars(7, &dev).unwrap();
+            let mut all = crate::v0::build_tensors();
+            all.extend(export(&tensors_of(&vars), delay, &context).unwrap());
+            let bytes = crate::model::Model::serialize("test-net", &all).unwrap();
+            let model = crate::model::Model::from_bytes(&bytes).unwrap();
+            assert!(model.has_trained_listener());
+            assert_eq!(net::context_of(&model), context);
+            assert_eq!(crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &model), delay);
+            // Only the engine's own delay plays.
+            assert_eq!(model.clone().playable().is_ok(), delay == crate::timing::DETECTION_HOPS);
+            let sr = 48000.0;
+            let t = Timing::new(sr, 512, ProcessMode::Offline);
+            let (clip, ..) = super::super::dataset::make_clip(3, Split::Heldout);
+            let audio: Vec<f32> = if clip.sample_rate == sr { clip.audio } else { (0..48000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect() };
+            let (mags, frames) = crate::bench::analysis_frames(&audio, &t);
+            let frames = frames.min(300);
+            let mut a = ListenerNet::new(&model, &t, &dev).unwrap();
+            let mut b = ListenerNet::new(&model, &t, &dev).unwrap();
+            let batched = b.forward(&mags[..frames * t.analysis_bins], frames).unwrap();
+            for (k, want) in batched.iter().enumerate() {
+                let got = a.step(&mags[k * t.analysis_bins..(k + 1) * t.analysis_bins]).unwrap();
+                assert!((got.pitch_midi - want.pitch_midi).abs() < 1e-3, "frame {k}: {got:?} vs {want:?}");
+                assert!((got.confidence - want.confidence).abs() < 1e-3, "frame {k}: {got:?} vs {want:?}");
+                assert!((got.periodicity - want.periodicity).abs() < 1e-4, "frame {k}: {got:?} vs {want:?}");
+                assert!((got.flux - want.flux).abs() < 1e-4, "frame {k}: {got:?} vs {want:?}");
+            }
+            // The training reads stored frames by offset; the stream reads its ring: same rows.
+            let feats: Vec<Vec<f32>> = (0..40).map(|k| (0..N_FEATURES).map(|f| ((k * 31 + f * 7) % 97) as f32 * 0.01).collect()).collect();
+            let mut asm = net::InputAssembler::new(context);
+            let zeros = vec![0.0f32; N_FEATURES];
+            for (k, f) in feats.iter().enumerate() {
+                let (mut row, mut lv) = (vec![0.0; ROW], vec![0.0; CONTEXT.len()]);
+                asm.push(f, &mut row, &mut lv);
+                let (mut row2, mut lv2) = (vec![0.0; ROW], vec![0.0; CONTEXT.len()]);
+                net::assemble(|back| if back <= k { &feats[k - back] } else { &zeros }, &context, &mut row2, &mut lv2);
+                assert_eq!((row, lv), (row2, lv2), "frame {k}, context {context:?}");
+            }
         }
     }
 }

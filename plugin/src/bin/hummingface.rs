@@ -330,6 +330,7 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
 fn load_model(path: Option<&Path>) -> Result<Arc<Model>> {
     match path {
         Some(path) => Model::from_file(path)
+            .and_then(Model::playable)
             .map(Arc::new)
             .with_context(|| format!("cannot use model {}", path.display())),
         None => Ok(Model::embedded()),

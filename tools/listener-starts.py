@@ -5,6 +5,8 @@ writes (DIR/clipNNN.json and DIR/clipNNN.logits).
 Prints
 - the raw pitch accuracy (within 50 cents) on the hops of a note's first 60 ms, by room size
   (dry, RT60 under 0.3 s, 0.3-0.6, 0.6-1.0, 1 s and more), and on the later hops;
+- the raw pitch accuracy on all voiced hops by room (dry, RT60 under / from 0.6 s) and added
+  noise (none, white, pink, mains hum, babble; under / from 15 dB SNR);
 - what the listener reported on the wrong start hops of notes sung after a rest and of
   connected notes (under 0.15 s after the previous one): the previous note's pitch, an octave,
   a pitch inside the glide's range, something else;
@@ -41,6 +43,13 @@ def room(augment):
     return "RT60 < 0.3 s" if rt < 0.3 else "RT60 0.3-0.6 s" if rt < 0.6 else "RT60 0.6-1.0 s" if rt < 1.0 else "RT60 >= 1 s"
 
 
+def noise(augment):
+    m = re.search(r'noise: Some\(\("(\w+)", ([\d.\-]+)\)\)', augment)
+    if not m:
+        return "no noise"
+    return m.group(1) + (" < 15 dB" if float(m.group(2)) < 15 else " >= 15 dB")
+
+
 def shares(logits, centre, far):
     """Softmax mass within a semitone of `centre` (MIDI), or beyond it when `far`."""
     mx = max(logits)
@@ -58,6 +67,7 @@ def main():
     d = sys.argv[1]
     second = "--second-peak" in sys.argv
     rpa = collections.defaultdict(lambda: [0, 0])
+    by_condition = collections.defaultdict(lambda: [0, 0])
     kinds = collections.Counter()
     peaks, room_peaks, mid = [], [], []
     prev_share, mid_far = [], []
@@ -65,6 +75,12 @@ def main():
         c = json.load(open(f))
         h, fr, f0, dl = c["hop_s"], c["frames"], c["f0"], c["delay"]
         rm = room(c["augment"])
+        condition = ("dry" if rm == "dry" else "RT60 < 0.6 s" if rm in ("RT60 < 0.3 s", "RT60 0.3-0.6 s") else "RT60 >= 0.6 s", noise(c["augment"]))
+        for j, v in enumerate(f0):
+            if v is not None and j + dl < len(fr):
+                e = fr[j + dl][0]
+                by_condition[condition][0] += e == e and abs(e - v) < 0.5
+                by_condition[condition][1] += 1
         sung = c["sung"]
         logits = None
         if second and rm != "dry":
@@ -128,6 +144,11 @@ def main():
         a, b = rpa[(rm, "start")], rpa[(rm, "later")]
         if a[1]:
             print(f"  {rm:<16} {a[0] / a[1]:.3f} of {a[1]:>5} hops / {b[0] / max(b[1], 1):.3f} of {b[1]:>6}")
+    print("raw pitch accuracy on all voiced hops, by room and noise (errors):")
+    for rm in ["dry", "RT60 < 0.6 s", "RT60 >= 0.6 s"]:
+        row = [(n, v) for (r, n), v in sorted(by_condition.items()) if r == rm]
+        tot = [sum(v[0] for _, v in row), sum(v[1] for _, v in row)]
+        print(f"  {rm:<14} all {tot[0] / max(tot[1], 1):.3f} ({tot[1] - tot[0]} of {tot[1]}): " + ", ".join(f"{n} {v[0] / v[1]:.3f} ({v[1] - v[0]})" for n, v in row))
     print("wrong start hops, by what the listener reported:")
     for k, v in sorted(kinds.items()):
         print(f"  {k[0]:<4} {k[1]:<13} {k[2]:<26} {v:>5}")

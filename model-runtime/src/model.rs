@@ -265,7 +265,7 @@ impl Model {
     /// Whether the engine can play this model: its trained listener, if any, describes the hop
     /// [`crate::timing::DETECTION_HOPS`] before its newest frame, the delay the engine's latency
     /// and scheduling assume. A network trained with another delay (`cargo xtask train listener
-    /// --hops D`, or other `--context` offsets) loads for evaluation but would play mistimed.
+    /// --hops D`) loads for evaluation but would play mistimed.
     pub fn playable(self) -> Result<Model, ModelError> {
         let got = crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &self);
         if self.has_trained_listener() && got != crate::timing::DETECTION_HOPS {

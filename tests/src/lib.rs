@@ -283,6 +283,9 @@ impl Running {
                 break status;
             }
             if Instant::now() >= deadline {
+                // Where it hangs, for the failure message: every thread's stack, when gdb is
+                // installed (optional; the project does not install it).
+                let stacks = thread_stacks(self.pid());
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 let stdout = self
@@ -296,11 +299,12 @@ impl Running {
                     .and_then(|h| h.join().ok())
                     .unwrap_or_default();
                 bail!(
-                    "{} did not finish within {:.0} s and was killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    "{} did not finish within {:.0} s and was killed\n--- stdout ---\n{}\n--- stderr ---\n{}{}",
                     self.what,
                     timeout.as_secs_f64(),
                     tail(&stdout, 4000),
-                    tail(&stderr, 4000)
+                    tail(&stderr, 4000),
+                    stacks.map(|s| format!("\n--- its threads when it was killed (gdb) ---\n{}", tail(&s, 12000))).unwrap_or_default()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -886,9 +890,40 @@ pub fn check_required_params(host: &str, names: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Every thread's stack of process `pid` (`gdb -p PID -batch`, at most 30 s), or `None` when gdb
+/// is not installed or cannot attach. For the message of a child that hangs.
+pub fn thread_stacks(pid: i32) -> Option<String> {
+    if !Path::new("/usr/bin/gdb").exists() {
+        return None;
+    }
+    let out = Command::new("timeout")
+        .args(["30", "/usr/bin/gdb", "-p", &pid.to_string(), "-batch", "-nx", "-ex", "thread apply all bt 24"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.contains("Thread").then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_that_hangs_is_killed_and_its_stacks_shown() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60");
+        let started = Instant::now();
+        let err = Running::spawn(&mut cmd, "sleep 60").unwrap().wait(Duration::from_millis(300)).unwrap_err().to_string();
+        assert!(err.contains("sleep 60 did not finish within 0 s and was killed"), "{err}");
+        // With gdb installed and allowed to attach, the stacks come with the message.
+        if err.contains("its threads when it was killed") {
+            assert!(err.contains("Thread 1"), "{err}");
+        } else {
+            eprintln!("no stacks (gdb not installed or not allowed to attach)");
+        }
+        assert!(started.elapsed() < Duration::from_secs(40), "waited {:?}", started.elapsed());
+    }
 
     #[test]
     fn reads_notes_back_from_a_midi_file() {
@@ -980,3 +1015,4 @@ mod tests {
         assert!(check_required_params("t", &names).is_err());
     }
 }
+

@@ -175,7 +175,7 @@ fn render(model: &std::sync::Arc<Model>) {
             let mut best = f64::INFINITY;
             let mut notes = 0;
             for _ in 0..3 {
-                let r = render_offline(&[audio.clone()], sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, m.clone(), &mut |_| {}).unwrap();
+                let r = render_offline(std::slice::from_ref(&audio), sr, &RenderOptions { device: DeviceChoice::Cpu, ..Default::default() }, m.clone(), &mut |_| {}).unwrap();
                 best = best.min(r.elapsed_s);
                 notes = r.notes.len();
             }

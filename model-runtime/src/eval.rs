@@ -100,26 +100,6 @@ pub fn score_notes(reference: &[Note], estimated: &[Note], onset_tol_s: f32, pit
     score
 }
 
-#[cfg(test)]
-mod tests {
-    use super::score_notes;
-
-    #[test]
-    fn matching_is_maximum_like_mir_eval() {
-        // Reference notes 60 ms apart; the first estimate is nearest the second reference but
-        // also in tolerance of the first. Greedy by distance pairs it with the second and leaves
-        // the first reference without a partner; a maximum matching pairs both.
-        let reference = [(1.00, 60.0), (1.06, 60.0)];
-        let estimated = [(1.04, 60.0), (1.10, 60.0)];
-        let s = score_notes(&reference, &estimated, 0.05, 0.5);
-        assert_eq!(s.matched, 2);
-        // Pitch and onset tolerances still hold.
-        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.051, 60.0)], 0.05, 0.5).matched, 0);
-        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.0, 60.6)], 0.05, 0.5).matched, 0);
-        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.04, 60.4)], 0.05, 0.5).matched, 1);
-    }
-}
-
 struct Lcg(u64);
 impl Lcg {
     fn unit(&mut self) -> f32 {
@@ -175,4 +155,24 @@ pub fn random_melody(seed: u64, voice: VoiceType) -> (crate::singer::Singer, Vec
         attack_s: r.range(0.005, 0.04),
     };
     (singer, notes, t + 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::score_notes;
+
+    #[test]
+    fn matching_is_maximum_like_mir_eval() {
+        // Reference notes 60 ms apart; the first estimate is nearest the second reference but
+        // also in tolerance of the first. Greedy by distance pairs it with the second and leaves
+        // the first reference without a partner; a maximum matching pairs both.
+        let reference = [(1.00, 60.0), (1.06, 60.0)];
+        let estimated = [(1.04, 60.0), (1.10, 60.0)];
+        let s = score_notes(&reference, &estimated, 0.05, 0.5);
+        assert_eq!(s.matched, 2);
+        // Pitch and onset tolerances still hold.
+        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.051, 60.0)], 0.05, 0.5).matched, 0);
+        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.0, 60.6)], 0.05, 0.5).matched, 0);
+        assert_eq!(score_notes(&[(1.0, 60.0)], &[(1.04, 60.4)], 0.05, 0.5).matched, 1);
+    }
 }

@@ -297,8 +297,8 @@ fn lookahead_render_places_the_demo_phrase_on_its_onsets_whatever_the_block_size
     let model = Model::embedded().listening_with(ListenerKind::Trained);
     let opts = |notes, block| RenderOptions { device: DeviceChoice::Cpu, notes, block, ..Default::default() };
     let run = |channels: &[Vec<f32>], o: &RenderOptions| render_offline(channels, sr, o, model.clone(), &mut |_| {}).unwrap();
-    let live = run(&[audio.clone()], &opts(NotePlacement::Live, 1024));
-    let placed = run(&[audio.clone()], &opts(NotePlacement::Lookahead, 1024));
+    let live = run(std::slice::from_ref(&audio), &opts(NotePlacement::Live, 1024));
+    let placed = run(std::slice::from_ref(&audio), &opts(NotePlacement::Lookahead, 1024));
     let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
     let secs = |r: &RenderResult| r.notes.iter().map(|n| (n.start_sample as f32 / sr, n.note as f32)).collect::<Vec<_>>();
     let (l, p) = (score_notes(&reference, &secs(&live), 0.05, 0.5), score_notes(&reference, &secs(&placed), 0.05, 0.5));
@@ -322,7 +322,7 @@ fn lookahead_render_places_the_demo_phrase_on_its_onsets_whatever_the_block_size
     }
     assert!(placed.pitch.midi.iter().any(|m| m.is_finite()), "no pitch curve");
     for block in [1, 333, 4096] {
-        let other = run(&[audio.clone()], &opts(NotePlacement::Lookahead, block));
+        let other = run(std::slice::from_ref(&audio), &opts(NotePlacement::Lookahead, block));
         assert!(other.channels == placed.channels, "block {block} changes the lookahead render");
         assert_eq!(other.notes, placed.notes);
     }

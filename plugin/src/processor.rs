@@ -255,14 +255,17 @@ mod tests {
         p
     }
 
+    /// A note event: (absolute sample, note, on).
+    type NoteAt = (usize, u8, bool);
+
     /// Run `input` through a processor in host blocks of `host_block`; returns the output and
-    /// the note events as (absolute sample, note, on).
+    /// the note events.
     fn run(
         max_block: usize,
         host_block: usize,
         input: &[Vec<f32>],
         mix: f32,
-    ) -> (Vec<Vec<f32>>, Vec<(usize, u8, bool)>) {
+    ) -> (Vec<Vec<f32>>, Vec<NoteAt>) {
         let mut p = processor(max_block);
         let mut out = input.to_vec();
         let mut events = Vec::new();

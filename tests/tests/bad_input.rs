@@ -24,6 +24,10 @@ use hummingface_tests::{rms, sung_melody, sung_note};
 static ALLOC: AllocDisabler = AllocDisabler;
 
 const SR: u32 = 48_000;
+
+/// A named burst: its value at each sample of the burst.
+type Burst = (&'static str, fn(usize) -> f32);
+
 const BLOCK: usize = 512;
 
 /// A3 held 0.2–2.2 s, D4 2.8–3.6 s, in 4 s.
@@ -114,7 +118,7 @@ fn bursts_recover(clean: &[f32], reference: &Render, listener: ListenerParam) {
     let lat = reference.latency;
     // The burst: 10 ms at 1.0 s, inside the held A3.
     let (b0, b1) = (s(1.0), s(1.01));
-    let bursts: [(&str, fn(usize) -> f32); 6] = [
+    let bursts: [Burst; 6] = [
         ("NaN", |_| f32::NAN),
         ("+Inf", |_| f32::INFINITY),
         ("-Inf", |_| f32::NEG_INFINITY),
@@ -164,7 +168,7 @@ fn bursts_recover(clean: &[f32], reference: &Render, listener: ListenerParam) {
         assert!((p.midi - 57.0).abs() < 0.5, "{what}: plays midi {:.2} after the burst, not A3", p.midi);
         assert!(level > 0.3 * ref_level, "{what}: level {level} after the burst, reference {ref_level}");
         assert!(rel < 0.05, "{what}: once A3 has rung out the output differs from the clean render by {diff} (RMS ratio {rel})");
-        assert_eq!(d4(&got), d4(&reference), "{what}: D4 starts elsewhere");
+        assert_eq!(d4(&got), d4(reference), "{what}: D4 starts elsewhere");
         assert!(got.notes.iter().filter(|n| n.2).all(|n| n.1 == 57 || n.1 == 62), "{what}: wrong notes {ons:?}");
     }
 
@@ -221,7 +225,7 @@ fn denormals_dc_square_wave_and_clipping_are_handled() {
 
     // A full-scale square wave at 220 Hz (A3): finite, bounded, and if anything is played it is
     // A3.
-    let square: Vec<f32> = (0..s(2.0)).map(|i| if (i * 220 * 2 / SR as usize) % 2 == 0 { 1.0 } else { -1.0 }).collect();
+    let square: Vec<f32> = (0..s(2.0)).map(|i| if (i * 220 * 2 / SR as usize).is_multiple_of(2) { 1.0 } else { -1.0 }).collect();
     let got = render(&square, 1.0);
     let keys: Vec<u8> = got.notes.iter().filter(|n| n.2).map(|n| n.1).collect();
     eprintln!("full-scale square 220 Hz: peak {:.3}, note-ons {keys:?}", peak(&got.out));

@@ -21,6 +21,9 @@ use hummingface_tests::{clap_host_bin, parse_last_json, run_with_timeout, scratc
 
 const SR: u32 = 48_000;
 
+/// A model file's tensors by name.
+type Tensors = Vec<(&'static str, hummingface_runtime::model::HostTensor)>;
+
 /// The safetensors header of `bytes` (JSON) and where the data starts.
 fn header(bytes: &[u8]) -> (serde_json::Map<String, serde_json::Value>, usize) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
@@ -31,7 +34,7 @@ fn header(bytes: &[u8]) -> (serde_json::Map<String, serde_json::Value>, usize) {
 /// Safetensors bytes with `header` and `data`.
 fn assemble(header: &serde_json::Map<String, serde_json::Value>, data: &[u8]) -> Vec<u8> {
     let mut h = serde_json::to_vec(header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -88,7 +91,7 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
     let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     // Valid files the engine cannot play right: a listener trained for another detection delay
     // (`train listener --hops 8`), and context offsets out of range.
-    let edited = |edit: &dyn Fn(&mut Vec<(&'static str, hummingface_runtime::model::HostTensor)>)| {
+    let edited = |edit: &dyn Fn(&mut Tensors)| {
         let mut t = Model::embedded().tensors();
         edit(&mut t);
         Model::serialize("edited", &t).unwrap()

@@ -165,12 +165,6 @@ pub struct InputAssembler {
     history: usize,
 }
 
-impl Default for InputAssembler {
-    fn default() -> Self {
-        InputAssembler::new(CONTEXT)
-    }
-}
-
 impl InputAssembler {
     pub fn new(context: Context) -> Self {
         let history = history(&context);

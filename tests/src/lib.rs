@@ -1015,4 +1015,3 @@ mod tests {
         assert!(check_required_params("t", &names).is_err());
     }
 }
-

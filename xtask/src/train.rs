@@ -568,9 +568,9 @@ pub fn placement_curve(root: &Path, args: &[String]) -> Result<()> {
     for back in [0usize, 2, 4, 6, 8, 12, 16, 20] {
         for gap in [1usize, 5, 10, 15] {
             // Half a hop under a whole number of hops, so the gap is exactly `gap` hops.
-            let p = Placement { back_s: back as f32 * hop_s, attack_s: 2.0 * hop_s, gap_s: (gap as f32 - 0.5) * hop_s };
-            if p.hops(hop_s) != Placement::SHIPPED.hops(hop_s) || back != 20 || gap != 15 {
-                settings.push(p);
+            // The shipped setting (first) stands for 20 hops back, a 15-hop gap.
+            if (back, gap) != (20, 15) {
+                settings.push(Placement { back_s: back as f32 * hop_s, attack_s: 2.0 * hop_s, gap_s: (gap as f32 - 0.5) * hop_s });
             }
         }
     }

@@ -80,6 +80,15 @@ fn signal_flag() -> Option<Arc<AtomicBool>> {
         .clone()
 }
 
+/// Whether one of the signals in [`close_on_signals`] has arrived since the editor opened (always
+/// false when the standalone did not ask for them, or before the editor window first opened).
+pub fn close_signal_received() -> bool {
+    SIGNALLED
+        .get()
+        .and_then(Option::as_ref)
+        .is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
 /// nice-plug-egui's state for a new plugin instance: the default size (a saved size is applied
 /// when the window opens, since the state loads after the editor is made).
 pub fn default_state() -> Arc<EguiEditorState> {

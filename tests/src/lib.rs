@@ -479,6 +479,14 @@ impl JackServer {
         ]
     }
 
+    /// Sends `sig` to the server process (SIGSTOP/SIGCONT freeze and thaw it).
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        match &self.proc {
+            Some(p) => p.signal(sig),
+            None => bail!("jackd -n {} is not running", self.name),
+        }
+    }
+
     /// `jack_lsp -c`: the ports and their connections.
     pub fn ports(&self) -> String {
         let out = Command::new("jack_lsp")

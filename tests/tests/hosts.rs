@@ -903,3 +903,54 @@ fn standalone_on_a_jack_dummy_server_runs_and_stops_on_sigterm() {
         "hummingface-standalone -b jack reported trouble: {trouble:#?}"
     );
 }
+
+/// A stop signal stops the standalone even when its JACK server no longer answers: the server is
+/// frozen (SIGSTOP) while the standalone plays, so the backend can neither finish a process cycle
+/// nor deactivate its client; the standalone's watchdog ends it some seconds after SIGTERM, with
+/// exit 0 and a line that says why.
+#[test]
+fn standalone_stops_on_sigterm_when_the_jack_server_hangs() {
+    let a = artifacts();
+    let jack = JackServer::start();
+    let x = Xvfb::start()
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .expect("Xvfb is missing; run `cargo xtask setup`");
+    let mut cmd = Command::new(&a.standalone);
+    cmd.args(["-b", "jack"])
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .envs(jack.env());
+    let mut child = Running::spawn(&mut cmd, "hummingface-standalone -b jack").unwrap();
+    let t = Instant::now();
+    while !jack.ports().lines().any(is_our_port) {
+        assert!(child.alive(), "the standalone exited before registering its JACK ports");
+        assert!(t.elapsed() < Duration::from_secs(60), "no JACK ports within 60 s:\n{}", jack.ports());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let it play a little, then freeze the server.
+    std::thread::sleep(Duration::from_millis(500));
+    jack.signal(libc::SIGSTOP).unwrap();
+    child.signal(libc::SIGTERM).unwrap();
+    let t = Instant::now();
+    let done = child.wait(Duration::from_secs(30));
+    let took = t.elapsed();
+    jack.signal(libc::SIGCONT).unwrap();
+    let done = done.unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!(
+        "standalone on a frozen JACK server: {} after {:.1} s\n{}",
+        describe_status(&done.status),
+        took.as_secs_f64(),
+        tail(&done.stderr, 3000)
+    );
+    assert!(
+        done.status.success(),
+        "the standalone ended with {}\n{}",
+        describe_status(&done.status),
+        tail(&done.stderr, 6000)
+    );
+    assert!(
+        done.stderr.contains("did not stop within"),
+        "the standalone exited on a frozen server without saying why:\n{}",
+        tail(&done.stderr, 6000)
+    );
+}

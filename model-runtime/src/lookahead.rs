@@ -19,7 +19,12 @@
 //! - then [`ATTACK_S`] earlier: a voice's attack rises for a few ms before the frames call it
 //!   voiced;
 //! - a note followed by another within [`MIN_GAP_S`] (the live decoder's corrections: a scoop
-//!   that settled, an octave slip) is dropped, and the note that replaced it starts in its place.
+//!   that settled, an octave slip) is dropped, and the note that replaced it starts in its place;
+//! - so is a phrase's first note when the pitch then drops by an octave (or two, ± 1.5
+//!   semitones) while its note-on still waits: the listener locked onto the second harmonic of a
+//!   low, soft attack (a real low male voice's phrase heard an octave up for 130 ms). A sung
+//!   octave leap down inside a phrase, or from a phrase's first note held past the placement,
+//!   stays two notes.
 //!
 //! A note decided later starts at most [`LOOKAHEAD_S`] before its decision and drops an earlier
 //! note only if it starts within [`MIN_GAP_S`] of it, so a placed note's events are final
@@ -47,6 +52,9 @@ pub const MIN_GAP_S: f32 = 0.08;
 const MEDIAN_SPAN: usize = 1024;
 /// Hops of what was heard kept (more than the median span plus the placement).
 const RING: usize = 2048;
+/// How far (semitones) a drop may be from an octave (or two) and still undo a phrase's start an
+/// octave too high.
+const OCTAVE_SLACK: f32 = 1.5;
 /// Notes waiting for their events (far more than fit in the placement's hops).
 const MAX_PENDING: usize = 256;
 
@@ -133,6 +141,8 @@ struct Pending {
     velocity: f32,
     /// Its note-on was handed on.
     on_sent: bool,
+    /// It begins a phrase: nothing was voiced just before its placed start.
+    phrase_start: bool,
 }
 
 /// Places the live decoder's notes as they are decided (see the module's doc) and hands their
@@ -255,11 +265,24 @@ impl Placer {
             }
         }
         self.last_decided = Some(at);
-        let mut new = Pending { start: start.saturating_sub(self.pad).max(lo), decided: at, end: None, note, velocity, on_sent: false };
-        // A correction: the previous note gives way to this one, which starts in its place.
+        let placed = start.saturating_sub(self.pad).max(lo);
+        let phrase_start = placed == 0 || self.heard(placed - 1).is_none_or(|x| !x.pitch.is_finite());
+        let mut new = Pending { start: placed, decided: at, end: None, note, velocity, on_sent: false, phrase_start };
         if let Some(prev) = self.pending.back() {
-            if !prev.on_sent && new.start.saturating_sub(prev.start) < self.gap {
+            // A correction: the previous note gives way to this one, which starts in its place.
+            let correction = new.start.saturating_sub(prev.start) < self.gap;
+            // A phrase heard an octave (or two) too high from its start, until the pitch drops
+            // by that octave: a listener that locked onto the second harmonic of a low, soft
+            // attack. The phrase is this note from its start.
+            let drop = before - sung;
+            // Only while the note-on waits (streaming, a note-on at `prev.start` is handed on
+            // once the decisions pass `prev.start + delay`; said here so that `refine` agrees).
+            let octave_high = prev.phrase_start
+                && at <= prev.start + self.delay
+                && ((drop - 12.0).abs() < OCTAVE_SLACK || (drop - 24.0).abs() < OCTAVE_SLACK);
+            if !prev.on_sent && (correction || octave_high) {
                 new.start = prev.start;
+                new.phrase_start = prev.phrase_start;
                 self.pending.pop_back();
             }
         }
@@ -598,6 +621,35 @@ mod tests {
         let h = heard(&[(0, f32::NAN), (25, 63.0), (33, 64.0)], 90);
         let out = refine(&[note(30, 35, 63), note(35, 90, 64)], &h, HOP_S);
         assert_eq!(out, vec![note(23, 90, 64)]);
+    }
+
+    #[test]
+    fn a_phrase_heard_an_octave_high_until_it_drops_is_one_note_from_its_start() {
+        // A phrase that starts at hop 20, heard as A3 (57, its second harmonic) for 24 hops
+        // (128 ms), then as the sung A2 (45): the A3 note gives way to the A2 one.
+        let h = heard(&[(0, f32::NAN), (20, 57.0), (44, 45.2)], 120);
+        let out = refine(&[note(27, 50, 57), note(50, 120, 45)], &h, HOP_S);
+        assert_eq!(out, vec![note(18, 120, 45)]);
+        // Two octaves and a semitone's slack too.
+        let h = heard(&[(0, f32::NAN), (20, 69.0), (44, 45.8)], 120);
+        assert_eq!(refine(&[note(27, 50, 69), note(50, 120, 46)], &h, HOP_S), vec![note(18, 120, 46)]);
+    }
+
+    #[test]
+    fn sung_octave_leaps_down_stay_two_notes() {
+        // Inside a phrase: C4 held, A3 sung for 24 hops, then the leap down to A2.
+        let h = heard(&[(0, 60.0), (40, 57.0), (64, 45.0)], 140);
+        let out = refine(&[note(2, 42, 60), note(42, 70, 57), note(70, 140, 45)], &h, HOP_S);
+        assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), vec![60, 57, 45]);
+        // A phrase's first note held longer than the placement waits (A3 for 60 hops): its
+        // note-on is out when the drop comes, and it stays.
+        let h = heard(&[(0, f32::NAN), (20, 57.0), (80, 45.0)], 160);
+        let out = refine(&[note(27, 86, 57), note(86, 160, 45)], &h, HOP_S);
+        assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), vec![57, 45]);
+        // A fifth down from a phrase's first note is no octave.
+        let h = heard(&[(0, f32::NAN), (20, 57.0), (44, 50.0)], 120);
+        let out = refine(&[note(27, 50, 57), note(50, 120, 50)], &h, HOP_S);
+        assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), vec![57, 50]);
     }
 }
 

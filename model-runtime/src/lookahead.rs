@@ -24,7 +24,11 @@
 //!   semitones) while its note-on still waits: the listener locked onto the second harmonic of a
 //!   low, soft attack (a real low male voice's phrase heard an octave up for 130 ms). A sung
 //!   octave leap down inside a phrase, or from a phrase's first note held past the placement,
-//!   stays two notes.
+//!   stays two notes;
+//! - a note that came between two stretches of the same note within [`MIN_GAP_S`], legato, is
+//!   a vibrato swing: dropped, the note before it goes on. The decoder behind the placer lets
+//!   legato steps of a semitone through ([`crate::decoder::NoteDecoder::for_placement`]), and
+//!   with them more of these swings.
 //!
 //! A note decided later starts at most [`LOOKAHEAD_S`] before its decision and drops an earlier
 //! note only if it starts within [`MIN_GAP_S`] of it, so a placed note's events are final
@@ -265,6 +269,21 @@ impl Placer {
             }
         }
         self.last_decided = Some(at);
+        // A swing: the previous note came between two stretches of this one within the
+        // correction gap, legato (voiced, no onset heard from its start to here), and its
+        // note-on still waits — a vibrato swing past the legato threshold. The note before it
+        // goes on.
+        if let [.., a, b] = self.pending.make_contiguous() {
+            let (a, b) = (*a, *b);
+            let legato = (b.start.saturating_sub(1)..=at).all(|h| self.heard(h).is_some_and(|x| x.pitch.is_finite() && !x.onset));
+            if a.note == note && a.note.abs_diff(b.note) == 1 && !b.on_sent && at <= b.start + self.delay && at - b.decided <= self.gap && a.end.is_some_and(|e| e >= b.start) && legato {
+                self.pending.pop_back();
+                if let Some(a) = self.pending.back_mut() {
+                    a.end = None;
+                }
+                return;
+            }
+        }
         let placed = start.saturating_sub(self.pad).max(lo);
         let phrase_start = placed == 0 || self.heard(placed - 1).is_none_or(|x| !x.pitch.is_finite());
         let mut new = Pending { start: placed, decided: at, end: None, note, velocity, on_sent: false, phrase_start };
@@ -383,9 +402,9 @@ pub struct FrameHeard {
     pub hop: Option<HeardHop>,
 }
 
-/// The live decoder (the engine's note tracker, fed as the engine feeds it) with a [`Placer`]
-/// behind it: every decision goes to the placer, whose events come out [`Decoder::delay`] hops
-/// later. Allocates only in [`Decoder::new`].
+/// The live decoder (the engine's note tracker, fed as the engine feeds it, tuned for placement:
+/// [`NoteTracker::for_placement`]) with a [`Placer`] behind it: every decision goes to the
+/// placer, whose events come out [`Decoder::delay`] hops later. Allocates only in [`Decoder::new`].
 pub struct Decoder {
     tracker: NoteTracker,
     voicing: Voicing,
@@ -410,7 +429,7 @@ impl Decoder {
     /// [`Decoder::new`], placing as `p` says.
     pub fn with_placement(t: &Timing, voicing: Voicing, delay: usize, p: Placement) -> Decoder {
         Decoder {
-            tracker: NoteTracker::new(t.hop_seconds(), t.lookahead_hops, voicing),
+            tracker: NoteTracker::for_placement(t.hop_seconds(), t.lookahead_hops, voicing),
             voicing,
             onset_threshold: voicing.onset_threshold.map(|th| th.max(crate::decoder::ONSET_PEAK)),
             frames: 0,
@@ -492,9 +511,13 @@ impl Decoder {
 /// The decoder's result over a whole recording.
 #[derive(Debug, Clone, Default)]
 pub struct Decoded {
-    /// Notes as the live decoder decided them (start = the hop of the decision).
+    /// Notes as the live path (`Live`, the engine's own tracker) decides them (start = the hop
+    /// of the decision).
     pub notes: Vec<HopNote>,
-    /// The same notes placed with lookahead.
+    /// The notes the placer was given: decided by the decoder tuned for placement (start = the
+    /// hop of the decision).
+    pub decided: Vec<HopNote>,
+    /// Those notes placed with lookahead.
     pub placed: Vec<HopNote>,
     /// Per hop (index = hop).
     pub heard: Vec<HeardHop>,
@@ -511,10 +534,17 @@ pub fn decode(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing: Voic
 /// [`decode`], placing as `p` says.
 pub fn decode_with(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing: Voicing, controls: &Controls, delay: usize, p: Placement) -> Decoded {
     let mut d = Decoder::with_placement(t, voicing, delay, p);
-    let (mut live, mut placed) = (Collector::default(), Collector::default());
+    // What `Live` plays: the live path's own tracker on the same frames (the placer's is tuned
+    // for placement, see `NoteDecoder::for_placement`), its decisions at the decoder's hops.
+    let mut tracker = NoteTracker::new(t.hop_seconds(), t.lookahead_hops, voicing);
+    let mut prev_energy = 0.0;
+    let (mut live, mut decided, mut placed) = (Collector::default(), Collector::default(), Collector::default());
     let mut out = Decoded::default();
     for (k, f) in frames.iter().enumerate() {
-        let heard = d.push(f, &audio[k * t.hop..(k + 1) * t.hop], controls, &mut |at, ev| live.event(at, ev), &mut |at, ev| placed.event(at, ev));
+        let hop = &audio[k * t.hop..(k + 1) * t.hop];
+        let heard = d.push(f, hop, controls, &mut |at, ev| decided.event(at, ev), &mut |at, ev| placed.event(at, ev));
+        let j = d.decided_hop();
+        tracker.push(posterior(f, hop, &mut prev_energy), controls, &mut |ev| live.event(j, ev));
         out.voiced.push(heard.voiced);
         out.heard.extend(heard.hop);
     }
@@ -522,8 +552,10 @@ pub fn decode_with(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing:
     // A note still sounding ends after the last described hop.
     let end = frames.len().saturating_sub(delay);
     live.close(end);
+    decided.close(end);
     placed.close(end);
     out.notes = live.notes;
+    out.decided = decided.notes;
     out.placed = placed.notes;
     out
 }
@@ -636,6 +668,29 @@ mod tests {
     }
 
     #[test]
+    fn a_vibrato_swing_to_the_next_semitone_and_back_is_no_note() {
+        // C4 held; the pitch swings up from hop 30, the decoder changes to C♯4 at hop 48, and
+        // back to C4 at hop 58 (10 hops later, within the correction gap; the swing began
+        // more than the gap before the return's start, so it is no quick correction): one C4.
+        let notes = |b: u8, back: usize| [note(12, 48, 60), note(48, back, b), note(back, 120, 60)];
+        let h = heard(&[(0, f32::NAN), (10, 60.0), (30, 60.8), (52, 60.1)], 120);
+        assert_eq!(refine(&notes(61, 58), &h, HOP_S), vec![note(8, 120, 60)]);
+        // A whole tone is a sung neighbour note, not a swing.
+        let h = heard(&[(0, f32::NAN), (10, 60.0), (30, 62.0), (52, 60.0)], 120);
+        let out = refine(&notes(62, 58), &h, HOP_S);
+        assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), vec![60, 62, 60]);
+        // So is a semitone held past the gap (the return decided 20 hops after it).
+        let h = heard(&[(0, f32::NAN), (10, 60.0), (30, 61.0), (62, 60.0)], 120);
+        let out = refine(&notes(61, 68), &h, HOP_S);
+        assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), vec![60, 61, 60]);
+        // And one the listener heard sung anew (an onset at its start).
+        let mut h = heard(&[(0, f32::NAN), (10, 60.0), (30, 61.0), (52, 60.0)], 120);
+        h[30].onset = true;
+        let out = refine(&notes(61, 58), &h, HOP_S);
+        assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), vec![60, 61, 60]);
+    }
+
+    #[test]
     fn sung_octave_leaps_down_stay_two_notes() {
         // Inside a phrase: C4 held, A3 sung for 24 hops, then the leap down to A2.
         let h = heard(&[(0, 60.0), (40, 57.0), (64, 45.0)], 140);
@@ -719,10 +774,10 @@ mod sung {
             let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
             let frames = listener_frames(Which::Trained, &model, &clip.audio, &t).unwrap();
             let d = super::decode(&frames, &clip.audio, &t, voicing, &Controls::default(), delay);
-            let whole = super::refine(&d.notes, &d.heard, t.hop_seconds());
+            let whole = super::refine(&d.decided, &d.heard, t.hop_seconds());
             assert_eq!(d.placed, whole, "clip {i}");
             notes += d.placed.len();
-            dropped += d.notes.len() - d.placed.len();
+            dropped += d.decided.len() - d.placed.len();
         }
         assert!(dropped > 0, "no correction was dropped in {notes} notes: the test sees no drop");
     }

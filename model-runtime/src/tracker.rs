@@ -126,6 +126,14 @@ impl NoteTracker {
         }
     }
 
+    /// The tracker whose notes a [`crate::lookahead::Placer`] places (the trained listener's
+    /// decoder as [`NoteDecoder::for_placement`] tunes it; v0's rules as live).
+    pub fn for_placement(hop_s: f32, lookahead: usize, voicing: Voicing) -> Self {
+        let mut t = NoteTracker::new(hop_s, lookahead, voicing);
+        t.decoder = voicing.onset_threshold.is_some().then(|| NoteDecoder::for_placement(hop_s, voicing));
+        t
+    }
+
     pub fn reset(&mut self) {
         self.hist = [FramePosterior::default(); HISTORY];
         self.frames = 0;

@@ -11,7 +11,7 @@ use hummingface_runtime::train::piano_data::{analyse_font, Font, PianoNote, FLUI
 use hummingface_runtime::train::pianist::{train, LogRow, Progress, TrainConfig, TRAIN_VELOCITIES, VAL_VELOCITIES};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::train::{flag, plot_training_curves, Panel, Series, SHIPPED};
+use crate::train::{flag, plot_training_curves, set_flag, Panel, Series, SHIPPED};
 
 /// Open FluidR3, or say how to install it.
 pub fn fluid_r3() -> Result<Font> {
@@ -58,18 +58,10 @@ pub fn write_model(base: &Model, prefix: &str, new: Vec<(&'static str, HostTenso
 pub fn train_pianist(root: &Path, args: &[String]) -> Result<()> {
     hummingface_runtime::generator::pin_thread_count_env();
     let mut cfg = TrainConfig::default();
-    if let Some(v) = flag(args, "--steps")? {
-        cfg.steps = v;
-    }
-    if let Some(v) = flag(args, "--seed")? {
-        cfg.seed = v;
-    }
-    if let Some(v) = flag(args, "--batch")? {
-        cfg.batch = v;
-    }
-    if let Some(v) = flag(args, "--log-every")? {
-        cfg.log_every = v;
-    }
+    set_flag(args, "--steps", &mut cfg.steps)?;
+    set_flag(args, "--seed", &mut cfg.seed)?;
+    set_flag(args, "--batch", &mut cfg.batch)?;
+    set_flag(args, "--log-every", &mut cfg.log_every)?;
     let key_step: usize = flag(args, "--key-step")?.unwrap_or(1).max(1);
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
     // Loaded before training: a base file that cannot be read stops the command now, not after

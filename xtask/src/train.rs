@@ -24,6 +24,14 @@ pub fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<
     }
 }
 
+/// `*dst` = the value of `name` when the arguments give it.
+pub fn set_flag<T: std::str::FromStr>(args: &[String], name: &str, dst: &mut T) -> Result<()> {
+    if let Some(v) = flag(args, name)? {
+        *dst = v;
+    }
+    Ok(())
+}
+
 pub fn train_cmd(root: &Path, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("listener") => train_listener(root, &args[1..]),
@@ -36,18 +44,10 @@ pub fn train_cmd(root: &Path, args: &[String]) -> Result<()> {
 fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     hummingface_runtime::generator::pin_thread_count_env();
     let mut cfg = TrainConfig::default();
-    if let Some(v) = flag(args, "--steps")? {
-        cfg.steps = v;
-    }
-    if let Some(v) = flag(args, "--clips")? {
-        cfg.clips = v;
-    }
-    if let Some(v) = flag(args, "--seed")? {
-        cfg.seed = v;
-    }
-    if let Some(v) = flag(args, "--hops")? {
-        cfg.detection_hops = v;
-    }
+    set_flag(args, "--steps", &mut cfg.steps)?;
+    set_flag(args, "--clips", &mut cfg.clips)?;
+    set_flag(args, "--seed", &mut cfg.seed)?;
+    set_flag(args, "--hops", &mut cfg.detection_hops)?;
     if let Some(v) = flag::<String>(args, "--context")? {
         let offsets: Vec<usize> = v.split(',').map(|x| x.trim().parse()).collect::<Result<_, _>>().with_context(|| format!("--context {v}: six whole numbers of hops, comma-separated"))?;
         cfg.context = offsets.try_into().map_err(|o: Vec<usize>| anyhow::anyhow!("--context takes 6 offsets, got {}", o.len()))?;
@@ -58,21 +58,11 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     if cfg.detection_hops >= hummingface_runtime::listener_net::history(&cfg.context) {
         bail!("--hops {} lies outside the context (offsets {:?}): the listener must see the hop it describes", cfg.detection_hops, cfg.context);
     }
-    if let Some(v) = flag(args, "--val-clips")? {
-        cfg.val_clips = v;
-    }
-    if let Some(v) = flag(args, "--batch")? {
-        cfg.batch = v;
-    }
-    if let Some(v) = flag(args, "--log-every")? {
-        cfg.log_every = v;
-    }
-    if let Some(v) = flag(args, "--transition-weight")? {
-        cfg.transition_weight = v;
-    }
-    if let Some(v) = flag(args, "--repeat-weight")? {
-        cfg.repeat_weight = v;
-    }
+    set_flag(args, "--val-clips", &mut cfg.val_clips)?;
+    set_flag(args, "--batch", &mut cfg.batch)?;
+    set_flag(args, "--log-every", &mut cfg.log_every)?;
+    set_flag(args, "--transition-weight", &mut cfg.transition_weight)?;
+    set_flag(args, "--repeat-weight", &mut cfg.repeat_weight)?;
     cfg.articulated_onsets = args.iter().any(|a| a == "--articulated-onsets");
     cfg.steep_hums = args.iter().any(|a| a == "--steep-hums");
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));

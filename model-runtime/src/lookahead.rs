@@ -269,14 +269,14 @@ impl Placer {
             }
         }
         self.last_decided = Some(at);
-        // A swing: the previous note came between two stretches of this one within the
-        // correction gap, legato (voiced, no onset heard from its start to here), and its
-        // note-on still waits — a vibrato swing past the legato threshold. The note before it
-        // goes on.
+        // A swing: the previous note, a semitone from this one, came between two stretches of
+        // it, this one decided within the correction gap of it, legato (voiced, no onset heard
+        // from its start to here), and its note-on still waits — a vibrato swing past the
+        // legato threshold. The note before it goes on.
         if let [.., a, b] = self.pending.make_contiguous() {
             let (a, b) = (*a, *b);
-            let legato = (b.start.saturating_sub(1)..=at).all(|h| self.heard(h).is_some_and(|x| x.pitch.is_finite() && !x.onset));
-            if a.note == note && a.note.abs_diff(b.note) == 1 && !b.on_sent && at <= b.start + self.delay && at - b.decided <= self.gap && a.end.is_some_and(|e| e >= b.start) && legato {
+            let legato = || (b.start.saturating_sub(1)..=at).all(|h| self.heard(h).is_some_and(|x| x.pitch.is_finite() && !x.onset));
+            if a.note == note && a.note.abs_diff(b.note) == 1 && !b.on_sent && at <= b.start + self.delay && at.saturating_sub(b.decided) <= self.gap && a.end.is_some_and(|e| e >= b.start) && legato() {
                 self.pending.pop_back();
                 if let Some(a) = self.pending.back_mut() {
                     a.end = None;

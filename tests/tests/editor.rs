@@ -343,7 +343,9 @@ fn editor_roll_shows_singing_fed_through_jack() {
     assert_eq!((roll.0..roll.2).filter(|&x| near(shot.at(x, y), NOTE)).count(), 0);
 
     child.signal(libc::SIGTERM).unwrap();
+    let t = Instant::now();
     let done = child.wait(Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("the standalone stopped {:.1} s after SIGTERM:\n{}", t.elapsed().as_secs_f64(), tail(&done.stderr, 2000));
     assert!(done.status.success(), "the standalone ended with {}\n{}", describe_status(&done.status), tail(&done.stderr, 6000));
     let _ = Command::new("convert").arg(dir.join("live.ppm")).arg(dir.join("live.png")).status();
 }

@@ -407,7 +407,7 @@ pub enum ListenerParam {
     #[name = "Classic"]
     Classic,
     /// The trained listener (issue 3) and its note decoder, the default: note F1 0.47 live on
-    /// held-out noisy clips (0.75 with the `Lookahead` note timing; BENCHMARKS.md); live, its
+    /// held-out noisy clips (0.76 with the `Lookahead` note timing; BENCHMARKS.md); live, its
     /// notes start about two hops (10.7 ms) after the reported latency, when the pitch has
     /// settled.
     #[id = "network"]
@@ -436,7 +436,7 @@ pub enum NoteTimingParam {
     Live,
     /// Each note where it began, found by listening 181 ms further (notes placed with
     /// lookahead, as `hummingface render` places them): for recorded vocals and bounces, where
-    /// the host compensates the latency (about 205 ms). Note F1 0.47 → 0.75 with the trained
+    /// the host compensates the latency (about 205 ms). Note F1 0.47 → 0.76 with the trained
     /// listener on held-out noisy clips (BENCHMARKS.md).
     #[id = "lookahead"]
     #[name = "Lookahead"]

@@ -25,8 +25,9 @@
 //!   low, soft attack (a real low male voice's phrase heard an octave up for 130 ms). A sung
 //!   octave leap down inside a phrase, or from a phrase's first note held past the placement,
 //!   stays two notes;
-//! - a note that came between two stretches of the same note within [`MIN_GAP_S`], legato, is
-//!   a vibrato swing: dropped, the note before it goes on. The decoder behind the placer lets
+//! - a note a semitone from the notes either side of it, both the same note, replaced within
+//!   [`MIN_GAP_S`] of its decision, legato, is a vibrato swing: dropped, the note before it goes
+//!   on. The decoder behind the placer lets
 //!   legato steps of a semitone through ([`crate::decoder::NoteDecoder::for_placement`]), and
 //!   with them more of these swings.
 //!

@@ -915,16 +915,21 @@ fn standalone_stops_on_sigterm_when_the_jack_server_hangs() {
     let x = Xvfb::start()
         .unwrap_or_else(|e| panic!("{e:#}"))
         .expect("Xvfb is missing; run `cargo xtask setup`");
+    // The editor writes its layout once it has drawn (it watches the stop signals from then on;
+    // nice-plug opens it after the JACK client is active).
+    let layout = scratch_dir("standalone-frozen-jack").join("layout.json");
+    let _ = std::fs::remove_file(&layout);
     let mut cmd = Command::new(&a.standalone);
     cmd.args(["-b", "jack"])
         .env("DISPLAY", &x.display)
         .env_remove("WAYLAND_DISPLAY")
+        .env("HUMMINGFACE_EDITOR_LAYOUT", &layout)
         .envs(jack.env());
     let mut child = Running::spawn(&mut cmd, "hummingface-standalone -b jack").unwrap();
     let t = Instant::now();
-    while !jack.ports().lines().any(is_our_port) {
-        assert!(child.alive(), "the standalone exited before registering its JACK ports");
-        assert!(t.elapsed() < Duration::from_secs(60), "no JACK ports within 60 s:\n{}", jack.ports());
+    while !(layout.exists() && jack.ports().lines().any(is_our_port)) {
+        assert!(child.alive(), "the standalone exited before its editor and JACK ports were up");
+        assert!(t.elapsed() < Duration::from_secs(60), "no editor or JACK ports within 60 s:\n{}", jack.ports());
         std::thread::sleep(Duration::from_millis(200));
     }
     // Let it play a little, then freeze the server.

@@ -44,7 +44,7 @@ use crate::controls::Controls;
 use crate::generator::posterior;
 use crate::listener::ListenerFrame;
 use crate::timing::Timing;
-use crate::tracker::{NoteTracker, TrackEvent, Voicing};
+use crate::tracker::{FramePosterior, NoteTracker, TrackEvent, Voicing};
 
 /// How far back from its decision a note may be moved, seconds (20 hops).
 pub const LOOKAHEAD_S: f32 = 0.107;
@@ -146,8 +146,6 @@ struct Pending {
     velocity: f32,
     /// Its note-on was handed on.
     on_sent: bool,
-    /// It begins a phrase: nothing was voiced just before its placed start.
-    phrase_start: bool,
 }
 
 /// Places the live decoder's notes as they are decided (see the module's doc) and hands their
@@ -238,6 +236,18 @@ impl Placer {
         *self.scratch.select_nth_unstable_by(mid, f32::total_cmp).1
     }
 
+    /// Whether a note placed at hop `start` begins a phrase: nothing voiced just before it.
+    fn begins_phrase(&self, start: usize) -> bool {
+        start == 0 || self.heard(start - 1).is_none_or(|x| !x.pitch.is_finite())
+    }
+
+    /// Whether `p`'s note-on still waits when a note is decided at hop `at` (streaming, a
+    /// note-on at `p.start` is handed on once the decisions pass `p.start + delay`; said here
+    /// too, so that [`refine`], which hands everything on at the end, agrees).
+    fn waits(&self, p: &Pending, at: usize) -> bool {
+        !p.on_sent && at <= p.start + self.delay
+    }
+
     /// The live decoder started `note` at hop `at` (the sounding note, if any, ends there).
     pub fn on(&mut self, at: usize, note: u8, velocity: f32) {
         if let Some(p) = self.pending.back_mut() {
@@ -274,10 +284,9 @@ impl Placer {
         // it, this one decided within the correction gap of it, legato (voiced, no onset heard
         // from its start to here), and its note-on still waits — a vibrato swing past the
         // legato threshold. The note before it goes on.
-        if let [.., a, b] = self.pending.make_contiguous() {
-            let (a, b) = (*a, *b);
+        if let (Some(&a), Some(&b)) = (self.pending.len().checked_sub(2).and_then(|i| self.pending.get(i)), self.pending.back()) {
             let legato = || (b.start.saturating_sub(1)..=at).all(|h| self.heard(h).is_some_and(|x| x.pitch.is_finite() && !x.onset));
-            if a.note == note && a.note.abs_diff(b.note) == 1 && !b.on_sent && at <= b.start + self.delay && at.saturating_sub(b.decided) <= self.gap && a.end.is_some_and(|e| e >= b.start) && legato() {
+            if a.note == note && a.note.abs_diff(b.note) == 1 && self.waits(&b, at) && at.saturating_sub(b.decided) <= self.gap && a.end.is_some_and(|e| e >= b.start) && legato() {
                 self.pending.pop_back();
                 if let Some(a) = self.pending.back_mut() {
                     a.end = None;
@@ -285,9 +294,7 @@ impl Placer {
                 return;
             }
         }
-        let placed = start.saturating_sub(self.pad).max(lo);
-        let phrase_start = placed == 0 || self.heard(placed - 1).is_none_or(|x| !x.pitch.is_finite());
-        let mut new = Pending { start: placed, decided: at, end: None, note, velocity, on_sent: false, phrase_start };
+        let mut new = Pending { start: start.saturating_sub(self.pad).max(lo), decided: at, end: None, note, velocity, on_sent: false };
         if let Some(prev) = self.pending.back() {
             // A correction: the previous note gives way to this one, which starts in its place.
             let correction = new.start.saturating_sub(prev.start) < self.gap;
@@ -295,14 +302,11 @@ impl Placer {
             // by that octave: a listener that locked onto the second harmonic of a low, soft
             // attack. The phrase is this note from its start.
             let drop = before - sung;
-            // Only while the note-on waits (streaming, a note-on at `prev.start` is handed on
-            // once the decisions pass `prev.start + delay`; said here so that `refine` agrees).
-            let octave_high = prev.phrase_start
-                && at <= prev.start + self.delay
+            let octave_high = self.begins_phrase(prev.start)
+                && self.waits(prev, at)
                 && ((drop - 12.0).abs() < OCTAVE_SLACK || (drop - 24.0).abs() < OCTAVE_SLACK);
             if !prev.on_sent && (correction || octave_high) {
                 new.start = prev.start;
-                new.phrase_start = prev.phrase_start;
                 self.pending.pop_back();
             }
         }
@@ -465,19 +469,31 @@ impl Decoder {
     }
 
     /// The next listener frame and the newest hop of the listened signal (for the levels), as
-    /// the engine hands them to its tracker. The live decisions go to `live`, the placed events
-    /// that became final to `placed` (hop, event).
+    /// the engine hands them to its tracker. The decoder's decisions go to `decided`, the placed
+    /// events that became final to `placed` (hop, event).
     pub fn push(
         &mut self,
         f: &ListenerFrame,
         hop_samples: &[f32],
         controls: &Controls,
-        live: &mut dyn FnMut(usize, TrackEvent),
+        decided: &mut dyn FnMut(usize, TrackEvent),
+        placed: &mut dyn FnMut(usize, TrackEvent),
+    ) -> FrameHeard {
+        let post = posterior(f, hop_samples, &mut self.prev_energy);
+        self.push_posterior(post, controls, decided, placed)
+    }
+
+    /// [`Decoder::push`] with the frame's posterior already made (by [`posterior`] over the same
+    /// frames in order).
+    fn push_posterior(
+        &mut self,
+        post: FramePosterior,
+        controls: &Controls,
+        decided: &mut dyn FnMut(usize, TrackEvent),
         placed: &mut dyn FnMut(usize, TrackEvent),
     ) -> FrameHeard {
         let k = self.frames;
         self.frames += 1;
-        let post = posterior(f, hop_samples, &mut self.prev_energy);
         let voiced = self.voicing.is_voiced(&post, controls, false);
         let mut hop = None;
         if k >= self.delay {
@@ -489,7 +505,7 @@ impl Decoder {
         let j = self.decided_hop();
         let placer = &mut self.placer;
         self.tracker.push(post, controls, &mut |ev| {
-            live(j, ev);
+            decided(j, ev);
             match ev {
                 TrackEvent::On { note, velocity } => placer.on(j, note, velocity),
                 TrackEvent::Off { note } => placer.off(j, note),
@@ -542,10 +558,10 @@ pub fn decode_with(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing:
     let (mut live, mut decided, mut placed) = (Collector::default(), Collector::default(), Collector::default());
     let mut out = Decoded::default();
     for (k, f) in frames.iter().enumerate() {
-        let hop = &audio[k * t.hop..(k + 1) * t.hop];
-        let heard = d.push(f, hop, controls, &mut |at, ev| decided.event(at, ev), &mut |at, ev| placed.event(at, ev));
+        let post = posterior(f, &audio[k * t.hop..(k + 1) * t.hop], &mut prev_energy);
+        let heard = d.push_posterior(post, controls, &mut |at, ev| decided.event(at, ev), &mut |at, ev| placed.event(at, ev));
         let j = d.decided_hop();
-        tracker.push(posterior(f, hop, &mut prev_energy), controls, &mut |ev| live.event(j, ev));
+        tracker.push(post, controls, &mut |ev| live.event(j, ev));
         out.voiced.push(heard.voiced);
         out.heard.extend(heard.hop);
     }

@@ -268,6 +268,12 @@ impl Placer {
         let repeat = (sung - before).abs() < 0.5;
         let mut start = at;
         let mut h = at;
+        // An onset heard at the decision itself begins the note there: a syllable re-sung on
+        // the same pitch without a break in the voice, decided on its onset, had walked back
+        // over the previous syllable's hops (up to the whole lookahead, 107 ms early).
+        if self.heard(at).is_some_and(|x| x.onset) {
+            h = lo;
+        }
         while h > lo {
             h -= 1;
             let Some(x) = self.heard(h) else { break };
@@ -658,6 +664,10 @@ mod tests {
         // A note on an unbroken voiced stretch (a re-sung syllable the listener heard at hop 30).
         let out = refine(&[note(0, 28, 62), note(36, 100, 67)], &h, HOP_S);
         assert_eq!(out[1].start, 28);
+        // The same syllable decided on its onset's own hop starts there too (it had walked back
+        // over the previous syllable, 20 hops early).
+        let out = refine(&[note(0, 30, 67), note(30, 100, 67)], &h, HOP_S);
+        assert_eq!(out.iter().map(|n| (n.start, n.note)).collect::<Vec<_>>(), vec![(0, 67), (28, 67)]);
         // Without the onset: at most LOOKAHEAD_S (20 hops) back, then the attack pad stays inside it.
         let h = heard(&[(0, 67.0)], 100);
         let out = refine(&[note(50, 100, 67)], &h, HOP_S);

@@ -14,8 +14,9 @@
 //!
 //! - back over the hops that are voiced and not on the previous note's pitch (a glide's
 //!   approach, a scoop, a phrase's first syllable), to the first of them; it stops at an onset
-//!   the listener heard (the trained listener's onset output) and never passes the previous
-//!   note's decision;
+//!   the listener heard (the trained listener's onset output; one heard at the decision's own
+//!   hop keeps the note there: a syllable re-sung on the same pitch) and never passes the
+//!   previous note's decision;
 //! - then [`ATTACK_S`] earlier: a voice's attack rises for a few ms before the frames call it
 //!   voiced;
 //! - a note followed by another within [`MIN_GAP_S`] (the live decoder's corrections: a scoop

@@ -83,7 +83,7 @@ def main():
     if "--soundfonts" in args:
         if shutil.which("fluidsynth") is None:
             sys.exit("--soundfonts needs the fluidsynth command: apt-get install fluidsynth")
-        fonts = {k: f for k, f in SOUNDFONTS.items()}
+        fonts = dict(SOUNDFONTS)
         for f in fonts.values():
             if not os.path.exists(f):
                 sys.exit(f"--soundfonts: {f} is missing (apt-get install fluid-soundfont-gm timgm6mb-soundfont)")

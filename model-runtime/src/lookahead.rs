@@ -268,13 +268,10 @@ impl Placer {
         // A re-sung note on the previous pitch: its approach is that pitch too.
         let repeat = (sung - before).abs() < 0.5;
         let mut start = at;
-        let mut h = at;
-        // An onset heard at the decision itself begins the note there: a syllable re-sung on
-        // the same pitch without a break in the voice, decided on its onset, had walked back
-        // over the previous syllable's hops (up to the whole lookahead, 107 ms early).
-        if self.heard(at).is_some_and(|x| x.onset) {
-            h = lo;
-        }
+        // An onset heard at the decision itself begins the note there (no walk): a syllable
+        // re-sung on the same pitch without a break in the voice, decided on its onset, had
+        // walked back over the previous syllable's hops (up to the whole lookahead, 107 ms early).
+        let mut h = if self.heard(at).is_some_and(|x| x.onset) { lo } else { at };
         while h > lo {
             h -= 1;
             let Some(x) = self.heard(h) else { break };

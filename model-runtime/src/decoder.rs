@@ -21,7 +21,9 @@
 //!   length). A start that loses the voice for [`PENDING_DROP`] frames is abandoned.
 //! - **Re-articulation**: a rising edge of the onset probability through [`ONSET_PEAK`] ends the
 //!   sounding note and starts the next (with a refractory time, and none in the first
-//!   [`ONSET_AFTER_START`] frames of a note: a consonant before the vowel fires twice).
+//!   [`ONSET_AFTER_START`] frames of a note: a consonant before the vowel fires twice). An edge
+//!   on an unvoiced frame inside the note (the consonant breaks the voice for less than
+//!   [`OFF_FRAMES`]) re-articulates on the next voiced frame.
 //! - **Legato change**: the note changes when the mean pitch of the last [`CHANGE_FRAMES`]
 //!   frames is further than [`CHANGE_DEVIATION`] semitones (or the vibrato's own excursion so
 //!   far plus [`VIBRATO_MARGIN`], whichever is larger) from the note's centre (the mean pitch
@@ -126,6 +128,9 @@ pub struct NoteDecoder {
     unvoiced: u32,
     last_onset: Option<u64>,
     prev_onset_prob: f32,
+    /// An onset rose while the voice broke inside a sounding note (the consonant of a re-sung
+    /// syllable is unvoiced): it re-articulates on the next voiced frame.
+    onset_in_break: bool,
     /// Newest frames left out of the excursion ([`RECENT`] live; see
     /// [`NoteDecoder::for_placement`]).
     recent: u64,
@@ -161,6 +166,7 @@ impl NoteDecoder {
             unvoiced: 0,
             last_onset: None,
             prev_onset_prob: 0.0,
+            onset_in_break: false,
             recent: RECENT,
             centre_from: 0,
             centre_sum: 0.0,
@@ -348,15 +354,17 @@ impl NoteDecoder {
                 self.last_note = Some((snapped, k));
                 if !voiced {
                     self.unvoiced += 1;
+                    self.onset_in_break |= onset;
                     if self.unvoiced >= OFF_FRAMES && k >= start + min_frames {
                         emit(TrackEvent::Off { note });
                         self.state = State::Idle;
                         self.unvoiced = 0;
+                        self.onset_in_break = false;
                     }
                     return;
                 }
                 self.unvoiced = 0;
-                if onset {
+                if onset || std::mem::take(&mut self.onset_in_break) {
                     // A re-sung syllable: end this note, start the next once its pitch settles.
                     self.last_onset = Some(k);
                     emit(TrackEvent::Off { note });
@@ -414,6 +422,43 @@ mod rules {
     /// sure of.
     fn notes(segments: &[(f32, usize, f32)]) -> Vec<(u64, u8)> {
         notes_with(&segments.iter().map(|&(p, n, l)| (p, n, l, 0.95)).collect::<Vec<_>>())
+    }
+
+    /// Note-ons (frame, note) of held A4 frames with a voice break over `gap` and the onset
+    /// probability at 0.9 over `onset`.
+    fn resung(gap: std::ops::Range<u64>, onset: std::ops::Range<u64>) -> Vec<(u64, u8)> {
+        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5) };
+        let mut d = NoteDecoder::new(HOP_S, voicing);
+        let c = Controls::default();
+        let mut out = Vec::new();
+        for k in 0..120u64 {
+            let mut f = frame(if gap.contains(&k) { f32::NAN } else { 69.0 }, -20.0, 0.95);
+            if onset.contains(&k) {
+                f.flux = 0.9;
+            }
+            d.push(f, &c, &mut |e| {
+                if let TrackEvent::On { note, .. } = e {
+                    out.push((k, note));
+                }
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn an_onset_that_rises_in_a_brief_voice_break_re_sings_the_note() {
+        // The consonant of a syllable re-sung on the same pitch breaks the voice for 3 frames
+        // (under OFF_FRAMES, so the note holds) and the onset rises on its last unvoiced frame:
+        // the next voiced frame re-articulates (the rising edge had been spent on the unvoiced
+        // frame and the syllable was lost).
+        let out = resung(60..63, 62..64);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].1, 69);
+        assert!((63..=66).contains(&out[1].0), "{out:?}");
+        // The onset rising on the first voiced frame after the break, as before.
+        assert_eq!(resung(60..63, 63..65).len(), 2);
+        // A voice break without an onset is no new note.
+        assert_eq!(resung(60..63, 0..0).len(), 1);
     }
 
     /// Notes of a run of (pitch, frames, level, pitch confidence) segments.

@@ -364,7 +364,8 @@ impl NoteDecoder {
                     return;
                 }
                 self.unvoiced = 0;
-                if onset || std::mem::take(&mut self.onset_in_break) {
+                let onset_in_break = std::mem::take(&mut self.onset_in_break);
+                if onset || onset_in_break {
                     // A re-sung syllable: end this note, start the next once its pitch settles.
                     self.last_onset = Some(k);
                     emit(TrackEvent::Off { note });

@@ -303,7 +303,7 @@ impl NoteDecoder {
             }
         }
 
-        let th = self.voicing.onset_threshold.map_or(ONSET_PEAK, |t| t.max(ONSET_PEAK));
+        let th = self.voicing.onset_peak().unwrap_or(ONSET_PEAK);
         let rising = post.flux > th && self.prev_onset_prob <= th;
         self.prev_onset_prob = post.flux;
         let onset = rising && self.last_onset.is_none_or(|o| k >= o + REFRACTORY);
@@ -428,22 +428,13 @@ mod rules {
     /// Note-ons (frame, note) of held A4 frames with a voice break over `gap` and the onset
     /// probability at 0.9 over `onset`.
     fn resung(gap: std::ops::Range<u64>, onset: std::ops::Range<u64>) -> Vec<(u64, u8)> {
-        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5) };
-        let mut d = NoteDecoder::new(HOP_S, voicing);
-        let c = Controls::default();
-        let mut out = Vec::new();
-        for k in 0..120u64 {
+        note_ons((0..120u64).map(|k| {
             let mut f = frame(if gap.contains(&k) { f32::NAN } else { 69.0 }, -20.0, 0.95);
             if onset.contains(&k) {
                 f.flux = 0.9;
             }
-            d.push(f, &c, &mut |e| {
-                if let TrackEvent::On { note, .. } = e {
-                    out.push((k, note));
-                }
-            });
-        }
-        out
+            f
+        }))
     }
 
     #[test]
@@ -464,20 +455,21 @@ mod rules {
 
     /// Notes of a run of (pitch, frames, level, pitch confidence) segments.
     fn notes_with(segments: &[(f32, usize, f32, f32)]) -> Vec<(u64, u8)> {
+        note_ons(segments.iter().flat_map(|&(pitch, n, level, confidence)| std::iter::repeat_n(frame(pitch, level, confidence), n)))
+    }
+
+    /// Note-ons (frame, note) the decoder makes of `frames`.
+    fn note_ons(frames: impl IntoIterator<Item = FramePosterior>) -> Vec<(u64, u8)> {
         let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5) };
         let mut d = NoteDecoder::new(HOP_S, voicing);
         let c = Controls::default();
         let mut out = Vec::new();
-        let mut k = 0u64;
-        for &(pitch, n, level, confidence) in segments {
-            for _ in 0..n {
-                d.push(frame(pitch, level, confidence), &c, &mut |e| {
-                    if let TrackEvent::On { note, .. } = e {
-                        out.push((k, note));
-                    }
-                });
-                k += 1;
-            }
+        for (k, f) in (0u64..).zip(frames) {
+            d.push(f, &c, &mut |e| {
+                if let TrackEvent::On { note, .. } = e {
+                    out.push((k, note));
+                }
+            });
         }
         out
     }

@@ -417,7 +417,6 @@ pub struct FrameHeard {
 pub struct Decoder {
     tracker: NoteTracker,
     voicing: Voicing,
-    onset_threshold: Option<f32>,
     /// Listener frames pushed so far.
     frames: usize,
     /// Frame `k` describes hop `k - delay`; a note decided at frame `k` starts at hop
@@ -440,7 +439,6 @@ impl Decoder {
         Decoder {
             tracker: NoteTracker::for_placement(t.hop_seconds(), t.lookahead_hops, voicing),
             voicing,
-            onset_threshold: voicing.onset_threshold.map(|th| th.max(crate::decoder::ONSET_PEAK)),
             frames: 0,
             delay,
             lookahead: t.lookahead_hops,
@@ -502,7 +500,7 @@ impl Decoder {
         let mut hop = None;
         if k >= self.delay {
             let v = post.pitch.is_finite() && self.voicing.is_voiced(&post, controls, true);
-            let h = HeardHop { pitch: if v { post.pitch } else { f32::NAN }, onset: self.onset_threshold.is_some_and(|th| post.flux > th) };
+            let h = HeardHop { pitch: if v { post.pitch } else { f32::NAN }, onset: self.voicing.onset_peak().is_some_and(|th| post.flux > th) };
             self.placer.hear(h);
             hop = Some(h);
         }

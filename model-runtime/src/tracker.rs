@@ -70,6 +70,13 @@ pub struct Voicing {
 }
 
 impl Voicing {
+    /// The onset probability a re-articulation rises through: the calibrated threshold or
+    /// [`crate::decoder::ONSET_PEAK`], whichever is higher; `None` for listeners without an
+    /// onset output.
+    pub fn onset_peak(&self) -> Option<f32> {
+        self.onset_threshold.map(|t| t.max(crate::decoder::ONSET_PEAK))
+    }
+
     /// Whether `p` is voiced at the strong threshold (`weak = false`) or the weak one, with the
     /// threshold and level gate moved by the sensitivity.
     pub fn is_voiced(&self, p: &FramePosterior, c: &Controls, weak: bool) -> bool {
@@ -130,7 +137,9 @@ impl NoteTracker {
     /// decoder as [`NoteDecoder::for_placement`] tunes it; v0's rules as live).
     pub fn for_placement(hop_s: f32, lookahead: usize, voicing: Voicing) -> Self {
         let mut t = NoteTracker::new(hop_s, lookahead, voicing);
-        t.decoder = voicing.onset_threshold.is_some().then(|| NoteDecoder::for_placement(hop_s, voicing));
+        if let Some(d) = t.decoder.as_mut() {
+            *d = NoteDecoder::for_placement(hop_s, voicing);
+        }
         t
     }
 

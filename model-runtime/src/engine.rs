@@ -51,6 +51,9 @@ const MIDI_QUEUE: usize = 256;
 const YIELDS_BEFORE_PARK: u32 = 32;
 /// Offline waiting gives up on a frame after this long (a dead worker must not hang a host).
 const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(10);
+/// ... and on the worker's first frame after this long: a GPU loads its kernels then (12–20 s
+/// measured on an H100 and an H200), and a render must not lose that frame.
+const OFFLINE_FIRST_WAIT_LIMIT: Duration = Duration::from_secs(120);
 
 /// Waiting policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +137,15 @@ pub struct EngineStats {
     pub trained_listener: AtomicBool,
     /// Test hook (see [`Engine::set_worker_delay_us`]): extra µs the worker sleeps per frame.
     worker_delay_us: AtomicU32,
+}
+
+impl EngineStats {
+    /// The test hook [`Engine::set_worker_delay_us`], reachable from another thread through
+    /// [`Engine::stats`] while the engine waits inside `process` (offline). Not for products.
+    #[doc(hidden)]
+    pub fn set_worker_delay_us(&self, us: u32) {
+        self.worker_delay_us.store(us, Ordering::Relaxed);
+    }
 }
 
 /// A note event leaving the engine, aligned with the piano audio.
@@ -554,7 +566,7 @@ impl Engine {
     /// (`tests/tests/starvation.rs`). 0, the default, turns it off. Safe from any thread.
     #[doc(hidden)]
     pub fn set_worker_delay_us(&self, us: u32) {
-        self.stats.worker_delay_us.store(us, Ordering::Relaxed);
+        self.stats.set_worker_delay_us(us);
     }
 
     /// Clear all state (audio thread safe). The worker resets when it sees the new epoch.
@@ -727,6 +739,7 @@ impl Engine {
     /// Offline: wait for result `want` (by design); gives up if the worker died.
     fn wait_for(&mut self, want: u64) -> bool {
         let start = Instant::now();
+        let limit = if self.stats.frames_done.load(Ordering::Relaxed) == 0 { OFFLINE_FIRST_WAIT_LIMIT } else { OFFLINE_WAIT_LIMIT };
         let mut spins = 0u32;
         loop {
             if self.take_if_ready(want) {
@@ -746,7 +759,7 @@ impl Engine {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
-                if spins.is_multiple_of(1024) && start.elapsed() > OFFLINE_WAIT_LIMIT {
+                if spins.is_multiple_of(1024) && start.elapsed() > limit {
                     return false;
                 }
             }

@@ -166,7 +166,8 @@ else
         step render-cuda 90 "$HF" render "$INPUT" -o "$W/render-cuda.wav" --midi "$W/render-cuda.mid" --json --device cuda
         # Twice on CUDA: run-to-run determinism on the GPU.
         step render-cuda-2 90 "$HF" render "$INPUT" -o "$W/render-cuda-2.wav" --json --device cuda
-        # The trained listener (issue 3, `--listener trained`) on both devices too.
+        # The trained listener (issue 3, `--listener trained`; the default since the twelfth
+        # session, kept explicit so the check covers it whatever the default) on both devices.
         step render-cpu-trained 90 "$HF" render "$INPUT" -o "$W/render-cpu-trained.wav" --json --device cpu --listener trained
         step render-cuda-trained 90 "$HF" render "$INPUT" -o "$W/render-cuda-trained.wav" --json --device cuda --listener trained
         cat > "$W/compare.py" <<'PY'
@@ -241,7 +242,7 @@ fi
 # ---------------------------------------------------------------- pack for the trip back (≤ 8 files)
 [[ -s "$W/nvidia-smi.out" ]] && { cat "$W/nvidia-smi.out"; echo; cat "$W/nvidia-smi-query.out" 2>/dev/null; } > "$OUT/nvidia-smi.txt"
 [[ -s "$W/info-cuda.out" ]] && cp "$W/info-cuda.out" "$OUT/info-cuda.json"
-[[ -s "$W/compare.out" ]] && { echo '{"v0":'; cat "$W/compare.out"; echo ', "trained":'; if [[ -s "$W/compare-trained.out" ]]; then cat "$W/compare-trained.out"; else echo null; fi; echo '}'; } > "$OUT/compare.json"
+[[ -s "$W/compare.out" ]] && { echo '{"default":'; cat "$W/compare.out"; echo ', "trained":'; if [[ -s "$W/compare-trained.out" ]]; then cat "$W/compare-trained.out"; else echo null; fi; echo '}'; } > "$OUT/compare.json"
 [[ -s "$W/bench-gpu.out" ]] && cp "$W/bench-gpu.out" "$OUT/bench-gpu.json"
 [[ -s "$W/probe.out" ]] && cp "$W/probe.out" "$OUT/probe.json"
 [[ -s "$W/bench-gpu-1t.out" ]] && cp "$W/bench-gpu-1t.out" "$OUT/bench-gpu-1t.json"

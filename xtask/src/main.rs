@@ -29,7 +29,9 @@ const USAGE: &str = "usage: cargo xtask <command>
                                    [--clean] [--trained-only] [--model FILE] [--oracle voicing,pitch,start-pitch,onset]
   eval listener-dump [N] [--clean] [--wav] per-clip listener frames, tracker notes and ground truth (runs/dump*/); --wav: the clips too
   eval placement-curve [N] [--from K] [--clean]  note F1 of notes placed with lookahead against the latency it adds (docs/placement-curve.png)
-  eval listener-real               both listeners on ../shared/data/real-singing (docs/listener-real.png)
+  eval listener-real [--model FILE] [--png FILE]
+                                   both listeners on ../shared/data/real-singing (docs/listener-real.png;
+                                   with --model: that file's trained listener, runs/listener-real.png)
   eval listener-frames FILE [A B]  the trained listener's frames of a recording from A to B s (pitch, confidence, voicing, onset)
   eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)
   train listener [--steps N ...]   train the listener network (writes assets/hummingface-v1.safetensors)
@@ -83,7 +85,7 @@ fn main() -> Result<()> {
         "demo-vocal" => demo_vocal(&root),
         "eval" if rest.first().map(String::as_str) == Some("listener") => train::eval_listener(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-dump") => train::dump_listener(&root, &rest[1..]),
-        "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root),
+        "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("placement-curve") => train::placement_curve(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-frames") => train::listener_frames(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("pianist") => pianist_eval::eval_pianist(&root, &rest[1..]),

@@ -298,15 +298,22 @@ fn oracle_flag(args: &[String]) -> Result<Oracle> {
     }
 }
 
+/// The model `--model FILE` names, else the shipped file, and its path; it must hold a trained
+/// listener.
+fn listener_model(root: &Path, args: &[String]) -> Result<(Arc<Model>, PathBuf)> {
+    let path: PathBuf = flag::<String>(args, "--model")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
+    let model = Arc::new(Model::from_file(&path).with_context(|| format!("loading {}", path.display()))?);
+    if !model.has_trained_listener() {
+        bail!("{} has no trained listener (run `cargo xtask train listener`)", path.display());
+    }
+    Ok((model, path))
+}
+
 /// `cargo xtask eval listener [N] [--from K] [--model FILE] [--clean] [--trained-only] [--oracle PARTS]`.
 pub fn eval_listener(root: &Path, args: &[String]) -> Result<()> {
     hummingface_runtime::generator::pin_thread_count_env();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(60);
-    let model_path: PathBuf = flag::<String>(args, "--model")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
-    let model = Arc::new(Model::from_file(&model_path).with_context(|| format!("loading {}", model_path.display()))?);
-    if !model.has_trained_listener() {
-        bail!("{} has no trained listener (run `cargo xtask train listener`)", model_path.display());
-    }
+    let (model, model_path) = listener_model(root, args)?;
     let oracle = oracle_flag(args)?;
     let which: &[Which] = if args.iter().any(|a| a == "--trained-only") { &[Which::Trained] } else { &[Which::V0, Which::Yin, Which::Trained] };
     // Clips from `--from K` on: the decoder's rules were chosen on clips 0–59, so a set from 60 on
@@ -428,7 +435,7 @@ fn octave_errors(who: &str, notes: &[(f32, f32, f32)], track: &[(f32, f32)]) -> 
 /// `cargo xtask eval listener-real [--model FILE] [--png FILE]`: the shipped (trained) and the
 /// v0 listener on the real clips in ../shared/data/real-singing/, drawn over a YIN pitch track
 /// (docs/listener-real.png). With `--model`, the trained listener of that file instead of the
-/// one built in (a retrained listener checked before it is shipped), drawn into
+/// shipped one (a retrained listener checked before it is shipped), drawn into
 /// runs/listener-real.png unless `--png` says where.
 pub fn eval_listener_real(root: &Path, args: &[String]) -> Result<()> {
     use plotters::prelude::*;
@@ -440,21 +447,14 @@ pub fn eval_listener_real(root: &Path, args: &[String]) -> Result<()> {
         .filter(|p| p.extension().is_some_and(|x| x == "wav"))
         .collect();
     clips.sort();
-    let model_path = flag::<String>(args, "--model")?.map(PathBuf::from);
-    let base = match &model_path {
-        Some(p) => Arc::new(Model::from_file(p).with_context(|| format!("loading {}", p.display()))?),
-        None => Model::embedded(),
-    };
-    if !base.has_trained_listener() {
-        bail!("{}: no trained listener in the model", model_path.as_deref().unwrap_or(Path::new("the built-in model")).display());
-    }
+    let (base, _) = listener_model(root, args)?;
     let trained = base.listening_with(hummingface_runtime::generator::ListenerKind::Trained);
     let v0 = Arc::new(Model::from_file(&root.join("assets/hummingface-v0.safetensors"))?);
     let text = register_font();
-    let png = match (flag::<String>(args, "--png")?, &model_path) {
-        (Some(p), _) => PathBuf::from(p),
-        (None, Some(_)) => root.join("runs/listener-real.png"),
-        (None, None) => root.join("docs/listener-real.png"),
+    let png = match flag::<String>(args, "--png")? {
+        Some(p) => PathBuf::from(p),
+        None if flag::<String>(args, "--model")?.is_some() => root.join("runs/listener-real.png"),
+        None => root.join("docs/listener-real.png"),
     };
     if let Some(dir) = png.parent() {
         std::fs::create_dir_all(dir)?;

@@ -38,16 +38,20 @@ from basic_pitch import ICASSP_2022_MODEL_PATH
 from basic_pitch.inference import Model, predict
 
 
-def score(ref, est):
-    """Matched, reference and estimated counts (mir_eval's note matching, offsets ignored)."""
+def matches(ref, est):
+    """Matched (reference, estimated) index pairs: mir_eval's note matching, offsets ignored."""
     if not ref or not est:
-        return 0, len(ref), len(est)
+        return []
     ri = np.array([[t, t + 0.1] for t, _ in ref])
     ei = np.array([[t, t + 0.1] for t, _ in est])
     rp = mir_eval.util.midi_to_hz(np.array([m for _, m in ref], dtype=float))
     ep = mir_eval.util.midi_to_hz(np.array([m for _, m in est], dtype=float))
-    m = mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, pitch_tolerance=50.0, offset_ratio=None)
-    return len(m), len(ref), len(est)
+    return mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, pitch_tolerance=50.0, offset_ratio=None)
+
+
+def score(ref, est):
+    """Matched, reference and estimated counts."""
+    return len(matches(ref, est)), len(ref), len(est)
 
 
 SOUNDFONTS = {
@@ -56,15 +60,10 @@ SOUNDFONTS = {
 }
 
 
-def octave_extras(midi, heard):
-    """Transcribed notes not matched to one of `midi` that lie an octave above one, at its onset."""
-    if not midi or not heard:
-        return 0
-    ri = np.array([[t, t + 0.1] for t, _ in midi])
-    ei = np.array([[t, t + 0.1] for t, _ in heard])
-    rp = mir_eval.util.midi_to_hz(np.array([m for _, m in midi], dtype=float))
-    ep = mir_eval.util.midi_to_hz(np.array([m for _, m in heard], dtype=float))
-    got = {j for _, j in mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, pitch_tolerance=50.0, offset_ratio=None)}
+def octave_extras(midi, heard, pairs):
+    """Transcribed notes not in `pairs` (their matches with `midi`) that lie an octave above one of
+    `midi`, at its onset."""
+    got = {j for _, j in pairs}
     return sum(1 for j, (t, p) in enumerate(heard) if j not in got and any(abs(t - s) <= 0.05 and abs(p - q - 12) < 0.5 for s, q in midi))
 
 
@@ -117,12 +116,12 @@ def main():
                     subprocess.run(["fluidsynth", "-ni", "-R", "0", "-C", "0", "-g", "0.5", "-r", "44100", "-F", played, font, mid], check=True, capture_output=True)
                     rows[f"{k}, Basic Pitch"] = transcribe(model, played)
                 for k in pianos:
-                    m, r, e = score(file_notes, rows[k])
+                    pairs = matches(file_notes, rows[k])
                     a = against_midi[k]
-                    a[0] += m
-                    a[1] += r
-                    a[2] += e
-                    a[3] += octave_extras(file_notes, rows[k])
+                    a[0] += len(pairs)
+                    a[1] += len(file_notes)
+                    a[2] += len(rows[k])
+                    a[3] += octave_extras(file_notes, rows[k], pairs)
             line = []
             for k, est in rows.items():
                 m, r, e = score(ref, est)

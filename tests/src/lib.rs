@@ -421,7 +421,13 @@ impl JackServer {
             Path::new("/usr/bin/jackd").exists(),
             "jackd2 is not installed (/usr/bin/jackd)"
         );
-        let name = format!("hf-test-{}", std::process::id());
+        match jack_registry::reclaim_dead_servers() {
+            Ok(0) => {}
+            Ok(n) => eprintln!("freed {n} JACK server slot(s) left by dead servers"),
+            // Not fatal: the server may still find a free slot, and if not its log says so.
+            Err(e) => eprintln!("could not check the JACK server registry: {e:#}"),
+        }
+        let name = format!("{}{}", jack_registry::TEST_SERVER_PREFIX, std::process::id());
         let mut cmd = Command::new("/usr/bin/jackd");
         cmd.args([
             "--no-realtime",
@@ -471,6 +477,22 @@ impl JackServer {
         server
     }
 
+    /// The server's process id (None once it was killed).
+    pub fn pid(&self) -> Option<i32> {
+        self.proc.as_ref().map(|p| p.pid())
+    }
+
+    /// Kills the server outright (SIGKILL) and reaps it, as a crash or a time limit would: it
+    /// gets no chance to free its slot in jackd's server table.
+    pub fn kill(&mut self) -> Result<()> {
+        let Some(p) = self.proc.take() else {
+            bail!("jackd -n {} is not running", self.name)
+        };
+        p.signal(libc::SIGKILL)?;
+        p.wait(Duration::from_secs(10))?;
+        Ok(())
+    }
+
     /// Environment that points a JACK client at this server.
     pub fn env(&self) -> [(&str, &str); 2] {
         [
@@ -502,13 +524,19 @@ impl Drop for JackServer {
     fn drop(&mut self) {
         if let Some(p) = self.proc.take() {
             let _ = p.signal(libc::SIGTERM);
+            // A frozen server (SIGSTOP) must run to act on it.
+            let _ = p.signal(libc::SIGCONT);
             let done = p.wait(Duration::from_secs(10));
-            // When the test failed, the server's own log says whether it dropped our client.
-            if std::thread::panicking() {
+            // When the test failed, the server's own log says whether it dropped our client; a
+            // server that had to be killed or did not exit cleanly may not have freed its slot in
+            // the server table (the next `start` frees it): worth its log whatever the test did.
+            let clean = matches!(&done, Ok(f) if f.status.success());
+            if std::thread::panicking() || !clean {
                 match done {
                     Ok(f) => eprintln!(
-                        "jackd -n {} log:\n{}\n{}",
+                        "jackd -n {} ({}) log:\n{}\n{}",
                         self.name,
+                        describe_status(&f.status),
                         tail(&f.stdout, 3000),
                         tail(&f.stderr, 3000)
                     ),
@@ -516,6 +544,220 @@ impl Drop for JackServer {
                 }
             }
         }
+    }
+}
+
+/// jackd's table of running servers, and freeing the slots that dead test servers hold.
+///
+/// jackd (jack2) registers every server in one table of 8 slots in the shared-memory segment
+/// `/dev/shm/jack-shm-registry`, machine-wide and kept across processes, and frees its slot when
+/// it exits cleanly. A server that dies otherwise (SIGKILL, a test process killed at its time
+/// limit, a container stopped mid-run) keeps its slot, and jackd reclaims a dead server's slot
+/// only for a new server of the *same name*. The tests name their servers per process, so after 8
+/// such deaths on one machine every jackd refuses to start ("too many servers already active")
+/// until the segment is removed. Before each start, the slots of dead servers are freed, under
+/// jackd's own registry lock, as jackd frees a slot.
+pub mod jack_registry {
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::FileExt;
+
+    use anyhow::{bail, Context, Result};
+
+    /// Our servers' names start with this (`jackd -n hf-test-<pid>`).
+    pub const TEST_SERVER_PREFIX: &str = "hf-test-";
+    const REGISTRY: &str = "/dev/shm/jack-shm-registry";
+    /// The System V semaphore jack2 guards the registry with (`JACK_SEMAPHORE_KEY`).
+    const SEMAPHORE_KEY: libc::key_t = 0x282929;
+    /// `JACK_SHM_MAGIC`, "JACK" as a little-endian u32.
+    const MAGIC: u32 = 0x4a41_434b;
+    const MAX_SERVERS: usize = 8;
+    /// The header before the server table: magic, protocol (+2 padding), type, size, hdr_len,
+    /// entry_len.
+    const HEADER: usize = 24;
+    /// One slot: the pid (i32) and a 257-byte name, padded to 4 bytes.
+    const SLOT: usize = 264;
+
+    /// jackd's registry lock, held while this lives (SEM_UNDO: released if we die holding it).
+    struct Lock(i32);
+
+    impl Lock {
+        fn take() -> Result<Lock> {
+            // SAFETY: plain System V semaphore calls on jack2's well-known key, as jack2 makes
+            // them (create it with one token if it does not exist yet).
+            unsafe {
+                let mut id = libc::semget(SEMAPHORE_KEY, 0, 0);
+                if id == -1 {
+                    id = libc::semget(SEMAPHORE_KEY, 1, libc::IPC_CREAT | libc::IPC_EXCL | 0o666);
+                    if id != -1 {
+                        let mut up = libc::sembuf { sem_num: 0, sem_op: 1, sem_flg: 0 };
+                        if libc::semop(id, &mut up, 1) == -1 {
+                            bail!("semop(+1) on JACK's new registry semaphore: {}", std::io::Error::last_os_error());
+                        }
+                    } else {
+                        id = libc::semget(SEMAPHORE_KEY, 0, 0);
+                    }
+                }
+                if id == -1 {
+                    bail!("semget(0x282929) (JACK's registry lock): {}", std::io::Error::last_os_error());
+                }
+                let mut down = libc::sembuf { sem_num: 0, sem_op: -1, sem_flg: libc::SEM_UNDO as i16 };
+                if libc::semop(id, &mut down, 1) == -1 {
+                    bail!("semop(-1) on JACK's registry lock: {}", std::io::Error::last_os_error());
+                }
+                Ok(Lock(id))
+            }
+        }
+    }
+
+    impl Drop for Lock {
+        fn drop(&mut self) {
+            let mut up = libc::sembuf { sem_num: 0, sem_op: 1, sem_flg: libc::SEM_UNDO as i16 };
+            // SAFETY: gives back the token `take` took.
+            unsafe { libc::semop(self.0, &mut up, 1) };
+        }
+    }
+
+    /// One slot of the table: who holds it (0: free) and the name it holds it for
+    /// (`jack-<uid>:<server name>:`).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Slot {
+        pub pid: i32,
+        pub name: String,
+    }
+
+    /// The server table, or None when no JACK server ever ran here (no registry).
+    pub fn slots() -> Result<Option<Vec<Slot>>> {
+        let file = match OpenOptions::new().read(true).open(REGISTRY) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {REGISTRY}")),
+        };
+        Ok(Some(read_slots(&file)?))
+    }
+
+    fn read_slots(file: &std::fs::File) -> Result<Vec<Slot>> {
+        let mut head = [0u8; HEADER + MAX_SERVERS * SLOT];
+        file.read_exact_at(&mut head, 0)
+            .with_context(|| format!("cannot read {REGISTRY}"))?;
+        let word = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap());
+        if word(0) != MAGIC || word(16) as usize != HEADER + MAX_SERVERS * SLOT {
+            bail!(
+                "{REGISTRY} has a layout this helper does not know (magic {:#x}, header {} bytes); \
+                 with no jackd running, removing it is safe",
+                word(0),
+                word(16)
+            );
+        }
+        Ok((0..MAX_SERVERS)
+            .map(|i| {
+                let at = HEADER + i * SLOT;
+                let name = &head[at + 4..at + SLOT];
+                let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                Slot {
+                    pid: i32::from_le_bytes(head[at..at + 4].try_into().unwrap()),
+                    name: String::from_utf8_lossy(&name[..end]).into_owned(),
+                }
+            })
+            .collect())
+    }
+
+    /// The name and parent of the process `pid`, if it runs (not gone, not a zombie).
+    fn process(pid: i32) -> Option<(String, i32)> {
+        // "<pid> (<comm>) <state> <ppid> ...".
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (a, b) = (stat.find('(')?, stat.rfind(')')?);
+        let mut rest = stat.get(b + 1..)?.split_whitespace();
+        let state = rest.next()?;
+        let ppid = rest.next()?.parse().ok()?;
+        (a < b && !state.starts_with(['Z', 'X'])).then(|| (stat[a + 1..b].to_string(), ppid))
+    }
+
+    /// Stops test servers whose test is gone (`jackd -n hf-test-<pid>` no longer the child of
+    /// `<pid>`: its test process was killed before it could stop it), which would otherwise keep
+    /// their slots for ever: SIGTERM, so that they free their slots themselves, and SIGKILL after
+    /// 5 s. Returns how many it stopped.
+    fn stop_orphaned_test_servers(file: &std::fs::File, ours: &str) -> Result<usize> {
+        let mut orphans = Vec::new();
+        for slot in read_slots(file)? {
+            let Some(test) = slot.name.strip_prefix(ours) else { continue };
+            let Ok(test) = test.trim_end_matches(':').parse::<i32>() else { continue };
+            if let Some((name, parent)) = process(slot.pid) {
+                if name == "jackd" && parent != test {
+                    // SAFETY: kill(2) on a jackd of ours that nobody waits for any more.
+                    unsafe { libc::kill(slot.pid, libc::SIGTERM) };
+                    orphans.push(slot.pid);
+                }
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while orphans.iter().any(|&p| process(p).is_some()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for &p in &orphans {
+            if process(p).is_some() {
+                // SAFETY: as above; it did not stop on SIGTERM.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+        Ok(orphans.len())
+    }
+
+    /// Frees the slots of dead servers (as jackd itself frees a dead server's slot for a new
+    /// server of the same name) after stopping orphaned test servers, and removes the socket and
+    /// semaphore files that dead `hf-test-` servers of this user left in /dev/shm. A slot of one
+    /// of our test servers whose pid now belongs to another program is dead too. Returns how many
+    /// slots it freed.
+    pub fn reclaim_dead_servers() -> Result<usize> {
+        let file = match OpenOptions::new().read(true).write(true).open(REGISTRY) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {REGISTRY}")),
+        };
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let ours = format!("jack-{uid}:{TEST_SERVER_PREFIX}");
+        // Without the registry lock: a stopping jackd takes it to free its slot.
+        let orphans = stop_orphaned_test_servers(&file, &ours)?;
+        if orphans > 0 {
+            eprintln!("stopped {orphans} JACK test server(s) whose test was gone");
+        }
+        let lock = Lock::take()?;
+        let mut freed = 0;
+        let mut ours_freed = Vec::new();
+        for (i, slot) in read_slots(&file)?.into_iter().enumerate() {
+            if slot.pid == 0 {
+                continue;
+            }
+            let test_server = slot.name.starts_with(&ours);
+            let alive = match process(slot.pid) {
+                Some((name, _)) => !test_server || name == "jackd",
+                None => false,
+            };
+            if !alive {
+                file.write_all_at(&[0u8; SLOT], (HEADER + i * SLOT) as u64)
+                    .with_context(|| format!("cannot write {REGISTRY}"))?;
+                freed += 1;
+                if test_server {
+                    // "jack-<uid>:<server>:" → "<server>".
+                    ours_freed.push(slot.name[ours.len() - TEST_SERVER_PREFIX.len()..].trim_end_matches(':').to_string());
+                }
+            }
+        }
+        drop(lock);
+        // What jackd itself removes at a clean exit: its sockets and its clients' semaphores.
+        if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+            for entry in dir.flatten() {
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                let leftover = ours_freed.iter().any(|server| {
+                    file_name.starts_with(&format!("jack_{server}_"))
+                        || file_name.starts_with(&format!("jack_sem.{uid}_{server}_"))
+                });
+                if leftover {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(freed)
     }
 }
 

@@ -959,3 +959,78 @@ fn standalone_stops_on_sigterm_when_the_jack_server_hangs() {
         tail(&done.stderr, 6000)
     );
 }
+
+/// A JACK server killed outright (a crash, a test killed at its time limit) keeps its slot in
+/// jackd's machine-wide table of 8 servers, and jackd gives a dead server's slot only to a new
+/// server of the same name; every test server has its own name, so 8 such deaths locked every
+/// later jackd out ("too many servers already active": the JACK tests of one CI run failed so).
+/// Starting a test server first frees the slots of dead servers, and stops test servers whose
+/// test is gone.
+#[test]
+fn killed_or_orphaned_jack_servers_give_their_slots_back() {
+    use hummingface_tests::jack_registry::{reclaim_dead_servers, slots};
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mut jack = JackServer::start();
+    let pid = jack.pid().expect("the server runs");
+    let slot = format!("jack-{uid}:{}:", jack.name);
+    let held = |slot: &str| -> bool {
+        slots()
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .expect("a running server made the registry")
+            .iter()
+            .any(|s| s.name == slot && s.pid != 0)
+    };
+    assert!(
+        slots().unwrap().unwrap().iter().any(|s| s.name == slot && s.pid == pid),
+        "jackd -n {} (pid {pid}) is not in the server table: {:#?}",
+        jack.name,
+        slots()
+    );
+    jack.kill().unwrap();
+    // Another test starting a server at this moment may already have freed it.
+    eprintln!(
+        "after SIGKILL the dead server {} its slot",
+        if held(&slot) { "still holds" } else { "no longer holds" }
+    );
+    reclaim_dead_servers().unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!held(&slot), "the dead server's slot was not freed: {:#?}", slots());
+    let socket = Path::new("/dev/shm").join(format!("jack_{}_0_0", jack.name));
+    assert!(!socket.exists(), "{} was left behind", socket.display());
+    // And a new server comes up (it frees dead slots first, as every test server does).
+    let next = JackServer::start();
+    assert!(
+        slots().unwrap().unwrap().iter().any(|s| s.name == format!("jack-{uid}:{}:", next.name)),
+        "the next server is not in the table: {:#?}",
+        slots()
+    );
+    drop(next);
+
+    // A test server whose test process was killed runs on, orphaned, and keeps its slot: it is
+    // stopped (SIGTERM: it frees its slot itself). Named for a test process that cannot exist.
+    let orphan = format!("hf-test-{}", 900_000_000 + std::process::id() % 10_000_000);
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "/usr/bin/jackd --no-realtime -n {orphan} -d dummy -r 48000 -p 512 >/dev/null 2>&1 &"
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let slot = format!("jack-{uid}:{orphan}:");
+    let t = Instant::now();
+    let pid = loop {
+        if let Some(s) = slots().unwrap().and_then(|v| v.into_iter().find(|s| s.name == slot)) {
+            break s.pid;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "jackd -n {orphan} did not register");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reclaim_dead_servers().unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!held(&slot), "the orphaned server keeps its slot: {:#?}", slots());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.rsplit(')').next().unwrap().trim_start().starts_with('Z'),
+        "the orphaned jackd (pid {pid}) still runs: {stat}"
+    );
+}

@@ -155,7 +155,9 @@ fn setup(root: &Path) -> Result<()> {
         }
     }
     let venv = root.join(".venv");
-    if !venv.join("bin/python").exists() || Command::new(venv.join("bin/python")).args(["-c", "import pedalboard, numpy"]).status().map(|s| !s.success()).unwrap_or(true) {
+    // The same modules setup_venv.sh installs and checks (a venv left half-made by an interrupted
+    // run, with pedalboard but not soundfile, is completed rather than taken as ready).
+    if !venv.join("bin/python").exists() || Command::new(venv.join("bin/python")).args(["-c", "import pedalboard, numpy, soundfile"]).status().map(|s| !s.success()).unwrap_or(true) {
         run(Command::new("bash").arg(root.join("tests/hosts/setup_venv.sh")))?;
     }
     Ok(())

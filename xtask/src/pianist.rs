@@ -11,7 +11,7 @@ use hummingface_runtime::train::piano_data::{analyse_font, Font, PianoNote, FLUI
 use hummingface_runtime::train::pianist::{train, LogRow, Progress, TrainConfig, TRAIN_VELOCITIES, VAL_VELOCITIES};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::train::{flag, plot_training_curves, set_flag, Panel, Series, SHIPPED};
+use crate::train::{flag, log_step, plot_training_curves, set_flag, Panel, Series, SHIPPED};
 
 /// Open FluidR3, or say how to install it.
 pub fn fluid_r3() -> Result<Font> {
@@ -120,21 +120,18 @@ pub fn train_pianist(root: &Path, args: &[String]) -> Result<()> {
             b.set_message(format!("loss {loss:.4}"));
         }
         Progress::Log(r) => {
-            let _ = writeln!(
-                csv,
-                "{},{:.1},{:.6},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3}",
-                r.step, r.seconds, r.lr, r.loss, r.amp_loss, r.cents_loss, r.noise_loss, r.val_loss, r.val_amp_db
+            log_step(
+                &b,
+                &mut csv,
+                format!(
+                    "{},{:.1},{:.6},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3}",
+                    r.step, r.seconds, r.lr, r.loss, r.amp_loss, r.cents_loss, r.noise_loss, r.val_loss, r.val_amp_db
+                ),
+                format!(
+                    "step {:>6}  loss {:.4} (amp {:.4} cents {:.5} noise {:.4})  held-out loss {:.4}, partial level error {:.2} dB RMS",
+                    r.step, r.loss, r.amp_loss, r.cents_loss, r.noise_loss, r.val_loss, r.val_amp_db
+                ),
             );
-            let _ = csv.flush();
-            let line = format!(
-                "step {:>6}  loss {:.4} (amp {:.4} cents {:.5} noise {:.4})  held-out loss {:.4}, partial level error {:.2} dB RMS",
-                r.step, r.loss, r.amp_loss, r.cents_loss, r.noise_loss, r.val_loss, r.val_amp_db
-            );
-            if b.is_hidden() {
-                println!("{line}");
-            } else {
-                b.println(line);
-            }
             rows.push(r.clone());
         }
     })?;

@@ -129,21 +129,18 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
             bar.set_message(format!("loss {loss:.3}"));
         }
         Progress::Log(r) => {
-            let _ = writeln!(
-                csv,
-                "{},{:.1},{:.6},{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.4}",
-                r.step, r.seconds, r.lr, r.loss, r.pitch_loss, r.voicing_loss, r.onset_loss, r.val_loss, r.val_rpa, r.val_voicing
+            log_step(
+                &bar,
+                &mut csv,
+                format!(
+                    "{},{:.1},{:.6},{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.4}",
+                    r.step, r.seconds, r.lr, r.loss, r.pitch_loss, r.voicing_loss, r.onset_loss, r.val_loss, r.val_rpa, r.val_voicing
+                ),
+                format!(
+                    "step {:>6}  loss {:.4} (pitch {:.4} voicing {:.4} onset {:.4})  val loss {:.4} RPA {:.4} voicing {:.4}",
+                    r.step, r.loss, r.pitch_loss, r.voicing_loss, r.onset_loss, r.val_loss, r.val_rpa, r.val_voicing
+                ),
             );
-            let _ = csv.flush();
-            let line = format!(
-                "step {:>6}  loss {:.4} (pitch {:.4} voicing {:.4} onset {:.4})  val loss {:.4} RPA {:.4} voicing {:.4}",
-                r.step, r.loss, r.pitch_loss, r.voicing_loss, r.onset_loss, r.val_loss, r.val_rpa, r.val_voicing
-            );
-            if bar.is_hidden() {
-                println!("{line}");
-            } else {
-                bar.println(line);
-            }
             rows.push(r.clone());
         }
     })?;
@@ -163,6 +160,18 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     // up where the shipped one does not: the real clips are the first thing to look at.
     println!("check it on real voices before shipping it: cargo xtask eval listener-real --model {}", out.display());
     Ok(())
+}
+
+/// One logged training step: a row of the CSV (flushed, so a killed run keeps its log) and a line
+/// above the progress bar (printed plainly when the bar is hidden, as in CI).
+pub fn log_step(bar: &ProgressBar, csv: &mut std::fs::File, row: String, line: String) {
+    let _ = writeln!(csv, "{row}");
+    let _ = csv.flush();
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 /// Registers a system sans-serif font for plot labels, if one is installed.

@@ -708,9 +708,9 @@ pub mod jack_registry {
 
     /// Frees the slots of dead servers (as jackd itself frees a dead server's slot for a new
     /// server of the same name) after stopping orphaned test servers, and removes the socket and
-    /// semaphore files that dead `hf-test-` servers of this user left in /dev/shm. A slot of one
-    /// of our test servers whose pid now belongs to another program is dead too. Returns how many
-    /// slots it freed.
+    /// semaphore files that `hf-test-` servers of this user left in /dev/shm without a slot. A
+    /// slot of one of our test servers whose pid now belongs to another program is dead too.
+    /// Returns how many slots it freed.
     pub fn reclaim_dead_servers() -> Result<usize> {
         let file = match OpenOptions::new().read(true).write(true).open(REGISTRY) {
             Ok(f) => f,
@@ -727,7 +727,7 @@ pub mod jack_registry {
         }
         let lock = Lock::take()?;
         let mut freed = 0;
-        let mut ours_freed = Vec::new();
+        let mut registered = Vec::new();
         for (i, slot) in read_slots(&file)?.into_iter().enumerate() {
             if slot.pid == 0 {
                 continue;
@@ -737,30 +737,37 @@ pub mod jack_registry {
                 Some((name, _)) => !test_server || name == "jackd",
                 None => false,
             };
-            if !alive {
+            if alive {
+                registered.push(slot.name);
+            } else {
                 file.write_all_at(&[0u8; SLOT], (HEADER + i * SLOT) as u64)
                     .with_context(|| format!("cannot write {REGISTRY}"))?;
                 freed += 1;
-                if test_server {
-                    // "jack-<uid>:<server>:" → "<server>".
-                    ours_freed.push(slot.name[ours.len() - TEST_SERVER_PREFIX.len()..].trim_end_matches(':').to_string());
-                }
             }
         }
-        drop(lock);
-        // What jackd itself removes at a clean exit: its sockets and its clients' semaphores.
+        // What jackd itself removes when it exits cleanly, before it gives its slot back: its
+        // sockets (`jack_<server>_…`) and its clients' semaphores (`jack_sem.<uid>_<server>_…`).
+        // Those of a test server that holds no slot are left over: a starting server takes its
+        // slot (under the lock, still held here) before it makes them.
         if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+            let sem_prefix = format!("jack_sem.{uid}_");
             for entry in dir.flatten() {
                 let file_name = entry.file_name().to_string_lossy().into_owned();
-                let leftover = ours_freed.iter().any(|server| {
-                    file_name.starts_with(&format!("jack_{server}_"))
-                        || file_name.starts_with(&format!("jack_sem.{uid}_{server}_"))
-                });
-                if leftover {
+                let Some(rest) = file_name.strip_prefix(&sem_prefix).or_else(|| file_name.strip_prefix("jack_")) else {
+                    continue;
+                };
+                let Some(pid) = rest.strip_prefix(TEST_SERVER_PREFIX) else { continue };
+                let digits = pid.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 || !pid[digits..].starts_with('_') {
+                    continue;
+                }
+                let server = format!("jack-{uid}:{TEST_SERVER_PREFIX}{}:", &pid[..digits]);
+                if !registered.contains(&server) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
         }
+        drop(lock);
         Ok(freed)
     }
 }

@@ -997,6 +997,12 @@ fn killed_or_orphaned_jack_servers_give_their_slots_back() {
     assert!(!held(&slot), "the dead server's slot was not freed: {:#?}", slots());
     let socket = Path::new("/dev/shm").join(format!("jack_{}_0_0", jack.name));
     assert!(!socket.exists(), "{} was left behind", socket.display());
+    // So are the files of a test server whose slot is already gone (a semaphore file as jackd
+    // names them, for a server that cannot exist).
+    let stray = Path::new("/dev/shm").join(format!("jack_sem.{uid}_hf-test-999999999_system"));
+    std::fs::write(&stray, [0u8; 12]).unwrap();
+    reclaim_dead_servers().unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!stray.exists(), "{} was left behind", stray.display());
     // And a new server comes up (it frees dead slots first, as every test server does).
     let next = JackServer::start();
     assert!(

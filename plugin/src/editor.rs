@@ -644,6 +644,12 @@ impl NiceEguiApp for EditorApp {
         // The roll moves: draw again at the next poll (about 60 times a second) while open.
         self.repaint.request_repaint();
         let ctx = ui.ctx().clone();
+        // The audio thread turns the meters and the pitch feed off while no window is open, which
+        // it may also see between `build` and nice-plug-egui marking the window open: on again
+        // whenever the editor draws.
+        if !self.monitor.metering() {
+            self.monitor.set_watching(true);
+        }
         if self.close_flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }

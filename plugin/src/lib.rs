@@ -364,8 +364,15 @@ impl Plugin for HummingFace {
         }
         let controls = controls_from_params(&self.params);
         let output = &self.params.output;
-        // Meters only while the editor shows them.
-        let metering = self.monitor.metering();
+        // Meters only while the editor shows them. nice-plug-egui never tells the editor that its
+        // window closed (`NiceEguiApp::editor_closed` is not called), so the meters and the pitch
+        // feed go off here once no window is open; the editor turns them on again on every frame
+        // it draws (atomic loads and stores only).
+        let mut metering = self.monitor.metering();
+        if metering && !self.editor_state.is_open() {
+            self.monitor.set_watching(false);
+            metering = false;
+        }
         if metering {
             self.monitor.note_input(buffer.as_slice());
         }

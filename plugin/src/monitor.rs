@@ -3,7 +3,8 @@
 //! (from `process()`), and which engine is running (set in `activate()`).
 //!
 //! Nothing here is computed while no editor is open: the editor turns the feed and the meters on
-//! when it opens and off when it closes.
+//! when it opens (and on every frame it draws), and `process()` turns them off once the editor's
+//! window is gone (nice-plug-egui does not tell the editor when it closes).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

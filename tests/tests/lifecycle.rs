@@ -389,3 +389,29 @@ fn eight_realtime_instances_in_one_process_play_their_own_notes() {
         assert_eq!(r.first_on, Some(r.note as u8), "instance singing midi {}: first note-on", r.note);
     }
 }
+
+/// The editor turns the meters and the pitch feed on when its window opens, but nice-plug-egui
+/// never tells it when the window closes (`NiceEguiApp::editor_closed` is not called), so the
+/// audio thread turns them off once no window is open. Here no window is open: with them switched
+/// on as an opening editor does, the next block turns them off, no frame reaches the feed while
+/// the singing goes on, and the piano plays as before.
+#[test]
+fn meters_and_pitch_feed_stop_while_no_editor_window_is_open() {
+    let sr = 48_000;
+    let mut host = InProcessHost::new(2, sr as f32, 512, true);
+    piano_only(&host);
+    assert!(host.activate(), "activate");
+    let monitor = host.plugin.monitor();
+    monitor.set_watching(true);
+    assert!(monitor.metering() && monitor.feed.enabled());
+    let written = monitor.feed.written();
+    let audio = sung_note(57.0, 0.1, 1.0, 1.3, sr);
+    let out = run_blocks(&mut host, 2, &audio, 512);
+    let (ons, _, last) = host.notes();
+    host.deactivate();
+    assert!(!monitor.metering(), "the meters stay on with no editor window open");
+    assert!(!monitor.feed.enabled(), "the pitch feed stays on with no editor window open");
+    assert_eq!(monitor.feed.written(), written, "frames reached the pitch feed with no editor window open");
+    check_finite(&out, "render without an editor window");
+    assert!(ons > 0 && last == 57, "the last note-on is {last}, expected 57 (A3)");
+}

@@ -1005,11 +1005,7 @@ fn killed_or_orphaned_jack_servers_give_their_slots_back() {
     assert!(!stray.exists(), "{} was left behind", stray.display());
     // And a new server comes up (it frees dead slots first, as every test server does).
     let next = JackServer::start();
-    assert!(
-        slots().unwrap().unwrap().iter().any(|s| s.name == format!("jack-{uid}:{}:", next.name)),
-        "the next server is not in the table: {:#?}",
-        slots()
-    );
+    assert!(held(&format!("jack-{uid}:{}:", next.name)), "the next server is not in the table: {:#?}", slots());
     drop(next);
 
     // A test server whose test process was killed runs on, orphaned, and keeps its slot: it is

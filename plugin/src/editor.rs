@@ -400,6 +400,13 @@ impl EditorApp {
                 ui.label("Gain");
                 slider(ui, &params.output.gain);
                 ui.end_row();
+                ui.label("Bypass");
+                switch(ui, &params.bypass, setter).on_hover_text(
+                    "the vocal as it came in, delayed by the latency (so it stays in time), \
+                     crossfaded in 10 ms; the notes on the MIDI output end and none start. \
+                     The listener keeps listening",
+                );
+                ui.end_row();
                 ui.label("Device");
                 let before = params.device.value();
                 enum_combo(ui, "device", &params.device, setter)
@@ -596,6 +603,18 @@ fn enum_combo<T: Enum + PartialEq + 'static>(
     if selected != current {
         setter.begin_set_parameter(param);
         setter.set_parameter(param, T::from_index(selected));
+        setter.end_set_parameter(param);
+    }
+    response
+}
+
+/// A checkbox for a switch parameter; a click is one gesture.
+fn switch(ui: &mut Ui, param: &BoolParam, setter: &ParamSetter) -> egui::Response {
+    let mut on = param.value();
+    let response = ui.checkbox(&mut on, "");
+    if on != param.value() {
+        setter.begin_set_parameter(param);
+        setter.set_parameter(param, on);
         setter.end_set_parameter(param);
     }
     response

@@ -362,6 +362,8 @@ impl Plugin for HummingFace {
             processor.set_placement(placement);
             context.set_latency_samples(processor.latency_samples());
         }
+        // The host's bypass lands on its sample (nice-plug splits the block there).
+        processor.set_bypass(self.params.bypass.value());
         let controls = controls_from_params(&self.params);
         let output = &self.params.output;
         // Meters only while the editor shows them. nice-plug-egui never tells the editor that its
@@ -408,7 +410,9 @@ impl Plugin for HummingFace {
         if metering {
             self.monitor.note_output(buffer.as_slice());
         }
-        ProcessStatus::Tail(processor.tail_samples(controls.release_ms))
+        // Bypassed, what is left to come out is the delayed input: the latency.
+        let release_ms = if processor.fully_bypassed() { 0.0 } else { controls.release_ms };
+        ProcessStatus::Tail(processor.tail_samples(release_ms))
     }
 
     fn deactivate(&mut self) {

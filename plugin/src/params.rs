@@ -24,14 +24,36 @@ use serde::{Deserialize, Serialize};
 ///   Later 0.1 builds add the optional `model-path` field (absent = built-in model) and the
 ///   `listener` parameter (absent = classic, what those states played with; new instances
 ///   start with network) and the `timing` parameter (absent = live), which older builds ignore
-///   (an unknown parameter is left out with a warning), so the version stays 2.
+///   (an unknown parameter is left out with a warning), so the version stays 2; so is the
+///   `bypass` parameter (absent = not bypassed).
 pub const STATE_VERSION: u32 = 2;
 
 /// Parameters added by later builds of state version 2, which states saved before them lack, with
 /// the value those builds played with: absent, they take it without a warning (a project saved
 /// before the listener parameter existed keeps the classic listener it was made with, though new
 /// instances start with the network).
-const ADDED_IN_VERSION_2: &[(&str, &str)] = &[("listener", "classic"), ("timing", "live")];
+const ADDED_IN_VERSION_2: &[(&str, Before)] = &[
+    ("listener", Before::Variant("classic")),
+    ("timing", Before::Variant("live")),
+    ("bypass", Before::Bool(false)),
+];
+
+/// What a state saved before a parameter existed played with.
+enum Before {
+    /// An enum parameter's variant ID.
+    Variant(&'static str),
+    /// A switch.
+    Bool(bool),
+}
+
+impl Before {
+    fn value(&self) -> ParamValue {
+        match self {
+            Before::Variant(id) => ParamValue::String((*id).to_string()),
+            Before::Bool(b) => ParamValue::Bool(*b),
+        }
+    }
+}
 
 /// Persisted field holding [`STATE_VERSION`].
 pub const STATE_VERSION_FIELD: &str = "state-version";
@@ -107,7 +129,7 @@ fn sanitize_params(state: &mut PluginState, warnings: &mut Vec<String>) {
             // A parameter added after the state's version was written is expected to be absent.
             match ADDED_IN_VERSION_2.iter().find(|(added, _)| added == id) {
                 Some((_, before)) => {
-                    state.params.insert(id.clone(), ParamValue::String((*before).to_string()));
+                    state.params.insert(id.clone(), before.value());
                 }
                 None => {
                     warnings.push(format!("parameter {id:?} missing from the state: default {default}"));
@@ -495,6 +517,10 @@ pub struct HummingFaceParams {
     /// latency.
     #[id = "timing"]
     pub timing: EnumParam<NoteTimingParam>,
+    /// The host's bypass: the input delayed by the latency, crossfaded in 10 ms; no notes leave
+    /// while it is on. Not part of presets.
+    #[id = "bypass"]
+    pub bypass: BoolParam,
 }
 
 /// The "Input" group.
@@ -634,6 +660,7 @@ impl Default for HummingFaceParams {
             device: EnumParam::new("Device", DeviceParam::Auto).non_automatable(),
             listener: EnumParam::new("Listener", ListenerParam::Network).non_automatable(),
             timing: EnumParam::new("Note timing", NoteTimingParam::Live).non_automatable(),
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
         }
     }
 }
@@ -718,12 +745,15 @@ mod tests {
             state.fields.get("state-version").map(String::as_str),
             Some(STATE_VERSION.to_string().as_str())
         );
-        // The parameters are unchanged (same IDs, same meaning); the `listener` and `timing`
-        // parameters, added later, take their defaults, as do the new fields.
+        // The parameters are unchanged (same IDs, same meaning); the `listener`, `timing` and
+        // `bypass` parameters, added later, take what those builds played with (no warning), and
+        // the new fields their defaults.
         let listener = state.params.remove("listener");
         assert_eq!(listener.map(|v| serde_json::to_string(&v).unwrap()).as_deref(), Some(r#"{"string":"classic"}"#));
         let timing = state.params.remove("timing");
         assert_eq!(timing.map(|v| serde_json::to_string(&v).unwrap()).as_deref(), Some(r#"{"string":"live"}"#));
+        let bypass = state.params.remove("bypass");
+        assert_eq!(bypass.map(|v| serde_json::to_string(&v).unwrap()).as_deref(), Some(r#"{"bool":false}"#));
         assert_eq!(serde_json::to_string(&state.params).unwrap(), before);
         assert!(!state.fields.contains_key("editor-size"));
 
@@ -765,6 +795,7 @@ mod tests {
             .collect();
         ids.sort();
         let mut want = vec![
+            "bypass",
             "device",
             "gain",
             "key",

@@ -31,6 +31,10 @@ pub struct Processor {
     channels: usize,
     /// Sample rate in Hz (the mixer's parameter smoothing needs it).
     sample_rate: f32,
+    /// Bypassed: the mixer crossfades to the delayed dry signal and no note leaves.
+    bypass: bool,
+    /// MIDI notes whose note-on left through `process_with_notes` and whose note-off has not.
+    sounding: [bool; 128],
 }
 
 impl Processor {
@@ -84,6 +88,8 @@ impl Processor {
             wet: vec![0.0; max_block],
             channels,
             sample_rate,
+            bypass: false,
+            sounding: [false; 128],
         })
     }
 
@@ -154,6 +160,23 @@ impl Processor {
     pub fn reset(&mut self) {
         self.engine.reset();
         self.mixer.reset();
+        self.sounding = [false; 128];
+    }
+
+    /// Bypass (the host's bypass button, the `bypass` parameter) from the next sample on: the
+    /// output crossfades in [`hummingface_runtime::mixer::BYPASS_FADE_S`] to the input delayed
+    /// by the latency (bit for bit once the fade is over; the latency stays, so the host's
+    /// compensation holds), every note sounding on the MIDI output ends on that sample and no
+    /// note starts while bypassed. The engine keeps listening, so the piano comes back where
+    /// the singer is. Audio-thread safe, no allocation.
+    pub fn set_bypass(&mut self, bypass: bool) {
+        self.bypass = bypass;
+        self.mixer.set_bypass(bypass);
+    }
+
+    /// Whether the output is the delayed input alone (bypassed and the crossfade over).
+    pub fn fully_bypassed(&self) -> bool {
+        self.mixer.fully_bypassed()
     }
 
     /// Process one host block in place: `channels` hold the dry input on entry and the mix on
@@ -189,6 +212,15 @@ impl Processor {
         // below can never go out of bounds.
         let total = channels[..n].iter().map(|c| c.len()).min().unwrap_or(0);
         let chunk_max = self.mono.len();
+        let bypass = self.bypass;
+        if bypass {
+            for (note, on) in self.sounding.iter_mut().enumerate() {
+                if std::mem::take(on) {
+                    on_note(NoteEvent { timing: 0, note: note as u8, velocity: 0.0, on: false });
+                }
+            }
+        }
+        let sounding = &mut self.sounding;
         let inv_n = 1.0 / n as f32;
 
         let mut start = 0;
@@ -211,6 +243,12 @@ impl Processor {
             let offset = start as u32;
             self.engine
                 .process(mono, wet, controls, &mut |mut ev: NoteEvent| {
+                    let slot = &mut sounding[usize::from(ev.note.min(127))];
+                    // Bypassed, no note starts (and none is sounding to end).
+                    if bypass || (!ev.on && !*slot) {
+                        return;
+                    }
+                    *slot = ev.on;
                     ev.timing = ev.timing.saturating_add(offset);
                     on_note(ev);
                 });

@@ -146,3 +146,113 @@ fn random_automation_on_singing_is_finite_and_bounded() {
         }
     }
 }
+
+/// A note event of [`InProcessHost::note_log`]: (output sample, key, on).
+type NoteAt = (u64, u8, bool);
+
+/// Runs a stereo sung melody (left as sung, right at 0.3) through a fresh offline instance in
+/// blocks of 256 (split where the bypass changes, as a wrapper splits a block at a parameter
+/// event), bypassed over `[on, off)` samples when given. Returns the output channels, the note
+/// log and the latency.
+fn bypassed_run(left: &[f32], bypass: Option<(usize, usize)>) -> (Vec<Vec<f32>>, Vec<NoteAt>, usize) {
+    let mut host = InProcessHost::new(2, SR as f32, 256, true);
+    assert!(host.activate());
+    let params = host.params();
+    let bypass_param = all_params(&params)
+        .into_iter()
+        .find(|(id, _, _)| id == "bypass")
+        .expect("the plugin has a bypass parameter")
+        .1;
+    // SAFETY: `params` is alive for the whole run.
+    let flag = unsafe { bypass_param.flags() };
+    assert!(flag.contains(nice_plug::prelude::ParamFlags::BYPASS), "the bypass parameter is not marked as the host's bypass");
+    let mut out = vec![left.to_vec(), left.iter().map(|x| x * 0.3).collect::<Vec<f32>>()];
+    let edges: Vec<usize> = bypass.map_or(vec![], |(a, b)| vec![a, b]);
+    let mut pos = 0;
+    while pos < left.len() {
+        let mut end = (pos + 256).min(left.len());
+        if let Some(&e) = edges.iter().find(|&&e| e > pos && e < end) {
+            end = e;
+        }
+        if let Some((a, b)) = bypass {
+            // SAFETY: as above.
+            unsafe { set_normalized(&bypass_param, if pos >= a && pos < b { 1.0 } else { 0.0 }) };
+        }
+        let (l, r) = out.split_at_mut(1);
+        host.process(&mut [&mut l[0][pos..end], &mut r[0][pos..end]]);
+        pos = end;
+    }
+    let latency = host.latency() as usize;
+    (out, host.note_log().to_vec(), latency)
+}
+
+/// The host's bypass: from its sample on the output crossfades in 10 ms to the input delayed by
+/// the latency, then is that input bit for bit on both channels; the note sounding on the MIDI
+/// output ends on that sample and no note starts while bypassed; switched off, the piano fades
+/// back in 10 ms and from then on the output and the notes are exactly what an instance never
+/// bypassed gives (the listener kept listening). No allocation on the way.
+#[test]
+fn bypass_passes_the_delayed_input_and_ends_the_notes() {
+    let melody = sung_melody(
+        &[(57.0, 0.2, 0.8), (62.0, 1.2, 0.6), (64.0, 2.0, 1.0), (60.0, 3.2, 0.6), (65.0, 4.0, 0.7)],
+        5.0,
+        SR,
+    );
+    let violations = assert_no_alloc::violation_count();
+    let (reference, ref_notes, latency) = bypassed_run(&melody, None);
+    // Bypassed in the middle of the third note (sounding in the reference), back in the fourth.
+    let (on, off) = ((2.5 * SR as f32) as usize, (3.5 * SR as f32) as usize);
+    let (out, notes, lat) = bypassed_run(&melody, Some((on, off)));
+    assert_eq!(lat, latency);
+    assert_eq!(assert_no_alloc::violation_count(), violations, "process() allocated");
+    let fade = (0.01 * SR as f32) as usize;
+    let dry = |ch: usize, i: usize| if i < latency { 0.0 } else { melody[i - latency] * if ch == 0 { 1.0 } else { 0.3 } };
+
+    for ch in 0..2 {
+        assert_eq!(out[ch][..on], reference[ch][..on], "channel {ch} differs before the bypass");
+        for (i, y) in out[ch].iter().enumerate().take(off).skip(on + fade) {
+            assert_eq!(y.to_bits(), dry(ch, i).to_bits(), "channel {ch}, sample {i}: not the delayed input");
+        }
+        for k in 0..fade {
+            let b = (k + 1) as f32 / fade as f32;
+            let want = reference[ch][on + k] * (1.0 - b) + dry(ch, on + k) * b;
+            assert!((out[ch][on + k] - want).abs() < 1e-5, "channel {ch}: fade-out sample {k}: {} vs {want}", out[ch][on + k]);
+            let b = 1.0 - (k + 1) as f32 / fade as f32;
+            let want = reference[ch][off + k] * (1.0 - b) + dry(ch, off + k) * b;
+            assert!((out[ch][off + k] - want).abs() < 1e-5, "channel {ch}: fade-in sample {k}: {} vs {want}", out[ch][off + k]);
+        }
+        assert_eq!(out[ch][off + fade..], reference[ch][off + fade..], "channel {ch} differs after the bypass");
+        // The bypass really removed a piano: the reference is not the dry signal there.
+        let piano: f32 = (on + fade..off).map(|i| (reference[ch][i] - dry(ch, i)).abs()).fold(0.0, f32::max);
+        assert!(piano > 0.05, "channel {ch}: the reference's piano is missing ({piano})");
+    }
+
+    // MIDI: the reference's note sounding at `on` ends there; nothing starts in [on, off).
+    let sounding_at = |log: &[NoteAt], t: u64| {
+        let mut keys = [false; 128];
+        for &(_, key, is_on) in log.iter().filter(|e| e.0 < t) {
+            keys[key as usize] = is_on;
+        }
+        (0..128u8).filter(|&k| keys[k as usize]).collect::<Vec<u8>>()
+    };
+    let held = sounding_at(&ref_notes, on as u64);
+    assert_eq!(held.len(), 1, "the reference holds one note when the bypass comes: {held:?} ({ref_notes:?})");
+    let before: Vec<_> = ref_notes.iter().filter(|e| e.0 < on as u64).copied().collect();
+    assert_eq!(notes[..before.len()], before[..], "notes before the bypass differ");
+    assert_eq!(notes[before.len()], (on as u64, held[0], false), "the held note does not end at the bypass");
+    let during: Vec<_> = notes.iter().filter(|e| e.0 >= on as u64 && e.0 < off as u64).collect();
+    assert_eq!(during.len(), 1, "events while bypassed besides the held note's end: {during:?}");
+    assert!(sounding_at(&notes, off as u64).is_empty());
+    // After it, the reference's note-ons (a note-off whose note-on fell in the bypass is not sent).
+    let ref_after: Vec<_> = ref_notes.iter().filter(|e| e.0 >= off as u64 && e.2).collect();
+    let after: Vec<_> = notes.iter().filter(|e| e.0 >= off as u64 && e.2).collect();
+    assert!(!after.is_empty(), "no note after the bypass");
+    assert_eq!(after, ref_after, "note-ons after the bypass differ");
+    let offs_after = notes.iter().filter(|e| e.0 >= off as u64 && !e.2).count();
+    assert_eq!(offs_after, after.len(), "every note started after the bypass ends once, and nothing else");
+    eprintln!(
+        "bypass: latency {latency} samples, fade {fade} samples, {} reference events, {} with the bypass",
+        ref_notes.len(),
+        notes.len()
+    );
+}

@@ -310,23 +310,54 @@ fn clap_dry_mix_is_the_input_delayed_by_exactly_the_reported_latency() {
     // set before activation through clap_plugin_params.flush, so no smoothing from the default.
     let report = run_clap_host(&a.clap, &input, &output, &["--offline", "--param", "Mix=0"])
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let mix = report["params"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "Mix")
-        .expect("a Mix parameter");
+    let mix = clap_param(&report, "Mix");
     assert_eq!(
         mix["value"].as_f64(),
         Some(0.0),
         "--param Mix=0 did not take: {mix}"
     );
-    let latency = report_u64(&report, "latency_samples", "hf-clap-host") as usize;
-    let inp = read_wav(&input).unwrap();
-    let out = read_wav(&output).unwrap();
+    assert_input_delayed_by_latency(&report, &input, &output);
+}
+
+/// The host's bypass button: the plugin's `Bypass` parameter carries CLAP's bypass flag (hosts
+/// map their button to it), and bypassed the output is the input delayed by the reported latency,
+/// with no notes on the MIDI output.
+#[test]
+fn clap_bypass_is_the_input_delayed_by_exactly_the_reported_latency() {
+    let a = artifacts();
+    let dir = scratch_dir("clap-bypass");
+    let input = sung_a3_wav(&dir);
+    let output = dir.join("clap_bypass.wav");
+    let report = run_clap_host(&a.clap, &input, &output, &["--offline", "--flush", "--param", "Bypass=1"])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let params = report["params"].as_array().unwrap();
+    let flagged: Vec<&str> = params.iter().filter(|p| p["bypass"] == true).filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(flagged, ["Bypass"], "parameters flagged as the bypass: {flagged:?}");
+    let bypass = clap_param(&report, "Bypass");
+    assert_eq!(bypass["value"].as_f64(), Some(1.0), "--param Bypass=1 did not take: {bypass}");
+    assert!(report_notes(&report).is_empty(), "notes came out while bypassed: {:?}", report["notes"]);
+    assert_input_delayed_by_latency(&report, &input, &output);
+}
+
+/// The parameter named `name` in an hf-clap-host report.
+fn clap_param<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} parameter in {}", report["params"]))
+}
+
+/// Every channel of `output` is the (mono) `input` delayed by exactly the report's latency, and
+/// silent before it.
+fn assert_input_delayed_by_latency(report: &serde_json::Value, input: &Path, output: &Path) {
+    let latency = report_u64(report, "latency_samples", "hf-clap-host") as usize;
+    let inp = read_wav(input).unwrap();
+    let out = read_wav(output).unwrap();
     for (c, ch) in out.channels.iter().enumerate() {
         let d = max_abs_diff(&ch[latency..], &inp.channels[0]);
-        assert!(d <= 1e-6, "channel {c}: dry output is not the input delayed by {latency} samples (max diff {d:.3e})");
+        assert!(d <= 1e-6, "channel {c}: output is not the input delayed by {latency} samples (max diff {d:.3e})");
         let head = ch[..latency].iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(
             head <= 1e-6,
@@ -337,37 +368,40 @@ fn clap_dry_mix_is_the_input_delayed_by_exactly_the_reported_latency() {
             let d = max_abs_diff(&ch[off..], &inp.channels[0]);
             assert!(
                 d > 1e-3,
-                "channel {c}: dry output also matches at delay {off}; test signal too smooth"
+                "channel {c}: output also matches at delay {off}; test signal too smooth"
             );
         }
     }
 }
 
 #[test]
-fn vst3_dry_mix_in_pedalboard_is_the_input() {
+fn vst3_dry_mix_and_bypass_in_pedalboard_give_the_input() {
     // pedalboard compensates the reported latency, so a dry mix must give back the input itself;
-    // any error in the reported latency shows up as a shift.
+    // any error in the reported latency shows up as a shift. So must the host's bypass (the
+    // plugin's `Bypass` parameter, VST3's kIsBypass), which JUCE lists as `bypass`.
     let a = artifacts();
     let dir = scratch_dir("pedalboard-dry");
     let input = sung_a3_wav(&dir);
-    let output = dir.join("pedalboard_dry.wav");
-    let report = run_pedalboard(
-        &a.vst3,
-        &input,
-        &output,
-        &["--param", "mix=0", "--no-params"],
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let latency = report["latency"].as_u64();
-    let inp = read_wav(&input).unwrap();
-    let out = read_wav(&output).unwrap();
-    let d0 = max_abs_diff(&out.channels[0], &inp.channels[0]);
-    let (xc, lag) = max_normalised_xcorr(&out.channels[0], &inp.channels[0], 0..=4800);
-    assert!(
-        d0 <= 1e-6,
-        "the dry VST3 output in pedalboard is not the input (max diff {d0:.3e}; best match at lag {lag}, \
-         correlation {xc:.4}; reported latency {latency:?})"
-    );
+    for setting in ["mix=0", "bypass=true"] {
+        let output = dir.join(format!("pedalboard_{}.wav", &setting[..setting.find('=').unwrap()]));
+        let report = run_pedalboard(&a.vst3, &input, &output, &["--param", setting, "--no-params"])
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let latency = report["latency"].as_u64();
+        let inp = read_wav(&input).unwrap();
+        let out = read_wav(&output).unwrap();
+        let d0 = max_abs_diff(&out.channels[0], &inp.channels[0]);
+        let (xc, lag) = max_normalised_xcorr(&out.channels[0], &inp.channels[0], 0..=4800);
+        assert!(
+            d0 <= 1e-6,
+            "{setting}: the VST3 output in pedalboard is not the input (max diff {d0:.3e}; best match at \
+             lag {lag}, correlation {xc:.4}; reported latency {latency:?})"
+        );
+    }
+    // Not so by default: the piano replaces the voice.
+    let output = dir.join("pedalboard_default.wav");
+    run_pedalboard(&a.vst3, &input, &output, &["--no-params"]).unwrap_or_else(|e| panic!("{e:#}"));
+    let d = max_abs_diff(&read_wav(&output).unwrap().channels[0], &read_wav(&input).unwrap().channels[0]);
+    assert!(d > 0.05, "with the defaults the output is the input too (max diff {d:.3e})");
 }
 
 // ------------------------------------------------------------------------------------------------

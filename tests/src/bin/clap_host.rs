@@ -125,6 +125,8 @@ struct ParamReport {
     text: Option<String>,
     /// Whether the parameter takes whole-number values only.
     stepped: bool,
+    /// Whether the plugin marks it as its bypass (`CLAP_PARAM_IS_BYPASS`).
+    bypass: bool,
 }
 
 /// One note event the plugin emitted.
@@ -693,6 +695,7 @@ fn read_params(instance: &mut PluginInstance<HfHost>) -> Vec<ParamReport> {
             value: None,
             text: None,
             stepped: info.flags.contains(ParamInfoFlags::IS_STEPPED),
+            bypass: info.flags.contains(ParamInfoFlags::IS_BYPASS),
         };
         report.value = ext.get_value(&handle, id);
         if let Some(v) = report.value {

@@ -89,6 +89,28 @@ pub fn close_signal_received() -> bool {
         .is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
+/// Set when the window of an editor opened with [`close_on_signals`] on has closed.
+static WINDOW_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Kept in the egui context of the standalone's editor window; the context, and with it this,
+/// is dropped when the window closes (by hand or on a signal). nice-plug-egui does not tell the
+/// editor that its window closed (`NiceEguiApp::editor_closed` is never called) and its
+/// window-open flag stays up in the standalone (the wrapper keeps the editor handle to the end),
+/// so this is how the standalone learns it.
+struct WindowGuard;
+
+impl Drop for WindowGuard {
+    fn drop(&mut self) {
+        WINDOW_CLOSED.store(true, Ordering::Release);
+    }
+}
+
+/// Whether the editor window of the standalone (an editor opened after [`close_on_signals`]) has
+/// closed: the standalone is stopping. Always false inside a plugin host.
+pub fn window_closed() -> bool {
+    WINDOW_CLOSED.load(Ordering::Acquire)
+}
+
 /// nice-plug-egui's state for a new plugin instance: the default size (a saved size is applied
 /// when the window opens, since the state loads after the editor is made).
 pub fn default_state() -> Arc<EguiEditorState> {
@@ -653,6 +675,9 @@ impl NiceEguiApp for EditorApp {
         self.size_to_restore = Some(self.saved_size());
         self.save_size = false;
         self.close_flag = signal_flag();
+        if self.close_flag.is_some() {
+            egui_ctx.data_mut(|d| d.insert_temp(egui::Id::unique("hummingface-window-guard"), Arc::new(WindowGuard)));
+        }
         self.layout = std::env::var_os(LAYOUT_ENV)
             .filter(|p| !p.is_empty())
             .map(|p| (PathBuf::from(p), String::new()));

@@ -394,6 +394,33 @@ impl Xvfb {
     }
 }
 
+impl Xvfb {
+    /// Asks every top-level window titled `title` to close, as a window manager's close button
+    /// does (a `WM_DELETE_WINDOW` client message: Xvfb runs no window manager). Returns how many
+    /// windows were asked.
+    pub fn close_windows_titled(&self, title: &str) -> Result<usize> {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask};
+        let (conn, screen) = x11rb::connect(Some(&self.display))
+            .with_context(|| format!("cannot connect to X display {}", self.display))?;
+        let root = conn.setup().roots[screen].root;
+        let protocols = conn.intern_atom(false, b"WM_PROTOCOLS")?.reply()?.atom;
+        let delete = conn.intern_atom(false, b"WM_DELETE_WINDOW")?.reply()?.atom;
+        let mut asked = 0;
+        for window in conn.query_tree(root)?.reply()?.children {
+            let name = conn.get_property(false, window, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 256)?.reply()?.value;
+            if name != title.as_bytes() {
+                continue;
+            }
+            let event = ClientMessageEvent::new(32, window, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+            conn.send_event(false, window, EventMask::NO_EVENT, event)?;
+            asked += 1;
+        }
+        conn.flush()?;
+        Ok(asked)
+    }
+}
+
 impl Drop for Xvfb {
     fn drop(&mut self) {
         if let Some(p) = self.proc.take() {

@@ -938,12 +938,32 @@ fn standalone_on_a_jack_dummy_server_runs_and_stops_on_sigterm() {
     );
 }
 
+/// How a test stops the standalone.
+#[derive(Clone, Copy, Debug)]
+enum StopBy {
+    /// SIGTERM.
+    Signal,
+    /// The window's close button (`WM_DELETE_WINDOW`).
+    CloseButton,
+}
+
 /// A stop signal stops the standalone even when its JACK server no longer answers: the server is
 /// frozen (SIGSTOP) while the standalone plays, so the backend can neither finish a process cycle
 /// nor deactivate its client; the standalone's watchdog ends it some seconds after SIGTERM, with
 /// exit 0 and a line that says why.
 #[test]
 fn standalone_stops_on_sigterm_when_the_jack_server_hangs() {
+    stop_standalone_on_a_frozen_jack_server(StopBy::Signal);
+}
+
+/// So does closing its window by hand (before the eighteenth session the standalone then waited
+/// for the frozen server for ever).
+#[test]
+fn standalone_stops_when_its_window_is_closed_while_the_jack_server_hangs() {
+    stop_standalone_on_a_frozen_jack_server(StopBy::CloseButton);
+}
+
+fn stop_standalone_on_a_frozen_jack_server(how: StopBy) {
     let a = artifacts();
     let jack = JackServer::start();
     let x = Xvfb::start()
@@ -951,7 +971,7 @@ fn standalone_stops_on_sigterm_when_the_jack_server_hangs() {
         .expect("Xvfb is missing; run `cargo xtask setup`");
     // The editor writes its layout once it has drawn (it watches the stop signals from then on;
     // nice-plug opens it after the JACK client is active).
-    let layout = scratch_dir("standalone-frozen-jack").join("layout.json");
+    let layout = scratch_dir(&format!("standalone-frozen-jack-{how:?}")).join("layout.json");
     let _ = std::fs::remove_file(&layout);
     let mut cmd = Command::new(&a.standalone);
     cmd.args(["-b", "jack"])
@@ -969,14 +989,20 @@ fn standalone_stops_on_sigterm_when_the_jack_server_hangs() {
     // Let it play a little, then freeze the server.
     std::thread::sleep(Duration::from_millis(500));
     jack.signal(libc::SIGSTOP).unwrap();
-    child.signal(libc::SIGTERM).unwrap();
+    match how {
+        StopBy::Signal => child.signal(libc::SIGTERM).unwrap(),
+        StopBy::CloseButton => {
+            let asked = x.close_windows_titled("HummingFace").unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(asked, 1, "windows titled HummingFace on the display");
+        }
+    }
     let t = Instant::now();
     let done = child.wait(Duration::from_secs(30));
     let took = t.elapsed();
     jack.signal(libc::SIGCONT).unwrap();
     let done = done.unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!(
-        "standalone on a frozen JACK server: {} after {:.1} s\n{}",
+        "standalone on a frozen JACK server, stopped by {how:?}: {} after {:.1} s\n{}",
         describe_status(&done.status),
         took.as_secs_f64(),
         tail(&done.stderr, 3000)
@@ -987,9 +1013,13 @@ fn standalone_stops_on_sigterm_when_the_jack_server_hangs() {
         describe_status(&done.status),
         tail(&done.stderr, 6000)
     );
+    let why = match how {
+        StopBy::Signal => "did not stop within 8 s of the stop signal",
+        StopBy::CloseButton => "did not stop within 8 s of the window closing",
+    };
     assert!(
-        done.stderr.contains("did not stop within"),
-        "the standalone exited on a frozen server without saying why:\n{}",
+        done.stderr.contains(why),
+        "the standalone exited on a frozen server without saying why ({why:?}):\n{}",
         tail(&done.stderr, 6000)
     );
 }

@@ -2,7 +2,8 @@
 //! (`-b auto|jack|alsa|dummy`; `--help` lists every option: sample rate, period size, devices,
 //! JACK connections).
 //!
-//! Opens the editor window; SIGINT, SIGTERM or closing the window stop it.
+//! Opens the editor window; SIGINT, SIGTERM or closing the window stop it (within 8 s even when
+//! the audio backend hangs).
 //!
 //! Example: `hummingface-standalone -b jack --connect-jack-inputs system:capture_1`.
 
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 use hummingface::HummingFace;
 use nice_plug::prelude::nice_export_standalone;
 
-/// How long the standalone waits, after a stop signal, for the audio backend to stop before it
-/// exits without it. A normal stop takes well under a second.
+/// How long the standalone waits, after a stop signal or its window closing, for the audio
+/// backend to stop before it exits without it. A normal stop takes well under a second.
 const STOP_GRACE: Duration = Duration::from_secs(8);
 
 fn main() -> ExitCode {
@@ -31,26 +32,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// A stop signal must stop the standalone even when the audio backend cannot: on a JACK server
-/// that does not answer (hung, stopped, or overloaded past its client timeout) nice-plug's JACK
-/// backend waits in `jack_deactivate`, or for a process call that never comes, and the process
-/// would outlive the signal by the server's timeout or forever. Once a signal has arrived this
-/// thread gives the normal stop [`STOP_GRACE`], then says so on stderr and ends the process
-/// (`_exit`, without running destructors that could call into the stuck backend again). The
-/// standalone holds no unsaved state: presets and the window size are written as they change.
+/// A stop signal, or the window closed by hand, must stop the standalone even when the audio
+/// backend cannot: on a JACK server that does not answer (hung, stopped, or overloaded past its
+/// client timeout) nice-plug's JACK backend waits in `jack_deactivate`, or for a process call
+/// that never comes, and the process would outlive the signal or the window by the server's
+/// timeout or forever. Once a signal has arrived or the editor window has closed this thread
+/// gives the normal stop [`STOP_GRACE`], then says so on stderr and ends the process (`_exit`,
+/// without running destructors that could call into the stuck backend again). The standalone
+/// holds no unsaved state: presets and the window size are written as they change.
 fn spawn_stop_watchdog() {
     let spawned = std::thread::Builder::new()
         .name("hf-stop-watchdog".into())
         .spawn(|| {
-            while !hummingface::editor::close_signal_received() {
+            let stop = loop {
+                if hummingface::editor::close_signal_received() {
+                    break "stop signal";
+                }
+                if hummingface::editor::window_closed() {
+                    break "window closing";
+                }
                 std::thread::sleep(Duration::from_millis(50));
-            }
+            };
             let since = Instant::now();
             std::thread::sleep(STOP_GRACE);
             let mut err = std::io::stderr().lock();
             let _ = writeln!(
                 err,
-                "HummingFace: the audio backend did not stop within {:.0} s of the stop signal \
+                "HummingFace: the audio backend did not stop within {:.0} s of the {stop} \
                  (a JACK server that does not answer?); exiting without waiting for it",
                 since.elapsed().as_secs_f64()
             );

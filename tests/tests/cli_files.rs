@@ -261,3 +261,81 @@ fn cli_renders_an_hour_long_file() {
     let _ = std::fs::remove_file(&input);
     let _ = std::fs::remove_file(&output);
 }
+
+/// Batch rendering (`render IN... --out-dir DIR`): every input rendered into DIR as NAME.wav (and
+/// NAME.mid / NAME.png), each output identical to the same file's single render; a broken input
+/// among them is one error line naming it, the others are still rendered, and the exit status is 1;
+/// names that would collide, an output that would overwrite an input, and several inputs with
+/// one `-o` are refused before anything is rendered.
+#[test]
+fn cli_renders_a_batch_into_a_directory_and_skips_a_broken_file() {
+    let a = Artifacts::locate().unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = scratch_dir("cli-batch");
+    let melody = |notes: &[(f32, f32, f32)], sr: u32| hummingface_tests::sung_melody(notes, 2.5, sr);
+    let first = dir.join("first.wav");
+    write_wav(&first, &[melody(&[(57.0, 0.2, 0.8), (62.0, 1.2, 0.9)], 48_000)], 48_000).unwrap();
+    let second = dir.join("second.wav");
+    let s = melody(&[(64.0, 0.3, 0.6), (60.0, 1.1, 1.0)], 44_100);
+    write_wav(&second, &[s.clone(), s.iter().map(|x| x * 0.5).collect()], 44_100).unwrap();
+    let broken = dir.join("broken.wav");
+    std::fs::write(&broken, b"RIFF this is not audio").unwrap();
+    let out = dir.join("out");
+    let p = |p: &PathBuf| p.to_str().unwrap().to_string();
+
+    let res = cli(
+        &a,
+        &[&p(&first), &p(&broken), &p(&second), "--out-dir", &p(&out), "--midi-files", "--png-files", "-j", "2", "--json"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(res.status.code(), Some(1), "one input failed: exit 1\n{}", res.stderr);
+    assert!(!res.stderr.contains("panicked"), "{}", res.stderr);
+    let errors: Vec<&str> = res.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 2, "one line for the broken file and the summary:\n{}", res.stderr);
+    assert!(errors[0].contains("broken.wav") && errors[0].contains("not a supported audio file"), "{}", errors[0]);
+    assert!(errors[1].contains("1 of 3 inputs failed; 2 rendered"), "{}", errors[1]);
+    let lines: Vec<serde_json::Value> = res.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "one JSON line per input:\n{}", res.stdout);
+    assert!(lines[1]["error"].as_str().unwrap().contains("broken.wav"), "{}", lines[1]);
+    assert!(lines[1].get("output").is_none());
+
+    for (i, input) in [(0, &first), (2, &second)] {
+        let stem = input.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(lines[i]["input"].as_str(), Some(p(input).as_str()));
+        assert!(lines[i]["notes"].as_array().is_some_and(|n| n.len() >= 2), "{}", lines[i]);
+        // The same input rendered alone gives the same files.
+        let single = dir.join(format!("{stem}-single.wav"));
+        let single_mid = dir.join(format!("{stem}-single.mid"));
+        cli(&a, &[&p(input), "-o", &p(&single), "--midi", &p(&single_mid)], Duration::from_secs(60))
+            .check("single render")
+            .unwrap();
+        let (batch, alone) = (read_wav(&out.join(format!("{stem}.wav"))).unwrap(), read_wav(&single).unwrap());
+        assert_eq!(batch.channels, alone.channels, "{stem}: the batch render differs from the single render");
+        assert_eq!(batch.sample_rate, alone.sample_rate);
+        assert_eq!(std::fs::read(out.join(format!("{stem}.mid"))).unwrap(), std::fs::read(&single_mid).unwrap(), "{stem}: MIDI differs");
+        let png = std::fs::read(out.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{stem}.png is not a PNG");
+    }
+    let mut made: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    made.sort();
+    assert_eq!(made, ["first.mid", "first.png", "first.wav", "second.mid", "second.png", "second.wav"], "nothing for the broken input, no temporary file");
+
+    // Refused before anything is rendered: one error line, exit 1, no directory made.
+    std::fs::create_dir_all(dir.join("x")).unwrap();
+    std::fs::copy(&first, dir.join("x").join("second.wav")).unwrap();
+    let clash_dir = dir.join("clash");
+    let refused: [(Vec<String>, &str); 4] = [
+        (vec![p(&second), p(&dir.join("x").join("second.wav")), "--out-dir".into(), p(&clash_dir)], "would both be written as"),
+        (vec![p(&first), p(&first), "--out-dir".into(), p(&clash_dir)], "is given twice"),
+        (vec![p(&first), "--out-dir".into(), p(&dir)], "would overwrite the input"),
+        (vec![p(&first), p(&second), "-o".into(), p(&clash_dir.join("y.wav"))], "render several files with --out-dir"),
+    ];
+    for (args, want) in refused {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let res = cli(&a, &args, Duration::from_secs(60));
+        let line = one_error_line(&res, want);
+        assert!(line.contains(want), "{args:?}: {line}");
+        assert!(res.stdout.is_empty(), "{args:?} rendered something: {}", res.stdout);
+    }
+    assert!(!clash_dir.exists(), "a refused batch made its directory");
+    assert!(!dir.join("first.mid").exists() && read_wav(&first).is_ok(), "the input was touched");
+}

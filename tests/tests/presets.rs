@@ -233,14 +233,16 @@ print(json.dumps({name: str(getattr(plugin, name)) for name in plugin.parameters
         let got = values[name].as_str().unwrap_or_default();
         assert!(got.starts_with(want), "{name}: {got:?}, the 0.1.0 state says {want}");
     }
-    // Saved again, it is a current-version state with the same parameters, plus the listener
-    // and note timing parameters (added later) at their defaults.
+    // Saved again, it is a current-version state with the same parameters, plus the listener,
+    // note timing and bypass parameters (added later) at what 0.1.0 played with.
     let mut new_json = component_state(&std::fs::read(&saved).unwrap());
     assert_eq!(new_json["fields"]["state-version"], hummingface::STATE_VERSION.to_string());
     let listener = new_json["params"].as_object_mut().unwrap().remove("listener");
     assert_eq!(listener, Some(serde_json::json!({"string": "classic"})));
     let timing = new_json["params"].as_object_mut().unwrap().remove("timing");
     assert_eq!(timing, Some(serde_json::json!({"string": "live"})));
+    let bypass = new_json["params"].as_object_mut().unwrap().remove("bypass");
+    assert_eq!(bypass, Some(serde_json::json!({"bool": false})));
     assert_eq!(new_json["params"], old_json["params"]);
     assert!(new_json["fields"]["editor-size"].is_string());
 }

@@ -53,18 +53,36 @@ enum Command {
 
 #[derive(Args)]
 struct RenderArgs {
-    /// Input audio file: WAV, FLAC, MP3 or Ogg Vorbis.
-    input: PathBuf,
+    /// Input audio file(s): WAV, FLAC, MP3 or Ogg Vorbis. Several files need --out-dir.
+    #[arg(required = true, num_args = 1.., value_name = "IN")]
+    inputs: Vec<PathBuf>,
     /// Output file, written as 32-bit float WAV at the input's sample rate and channel count.
-    #[arg(short = 'o', long = "output", value_name = "OUT.wav")]
-    output: PathBuf,
+    #[arg(short = 'o', long = "output", value_name = "OUT.wav",
+          required_unless_present = "out_dir", conflicts_with = "out_dir")]
+    output: Option<PathBuf>,
     /// Also write the notes as a Standard MIDI File (120 bpm, 480 ticks per quarter).
-    #[arg(long, value_name = "OUT.mid")]
+    #[arg(long, value_name = "OUT.mid", conflicts_with = "out_dir")]
     midi: Option<PathBuf>,
     /// Also draw what was heard, the sung pitch over the notes as a piano roll, as a PNG.
-    #[arg(long, value_name = "OUT.png")]
+    #[arg(long, value_name = "OUT.png", conflicts_with = "out_dir")]
     png: Option<PathBuf>,
-    /// Print one JSON object with the result on stdout.
+    /// Batch: render every input into DIR (made if missing) as NAME.wav, NAME being the input's
+    /// file name without its extension. A file that fails is reported and skipped, the others
+    /// are rendered; the exit status is 1 if any failed.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// With --out-dir: also write NAME.mid for every input.
+    #[arg(long)]
+    midi_files: bool,
+    /// With --out-dir: also write NAME.png for every input.
+    #[arg(long)]
+    png_files: bool,
+    /// With --out-dir: files rendered at the same time (each render uses about one core)
+    /// [default: 1].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
+    /// Print one JSON object with the result on stdout (with --out-dir, one line per input,
+    /// holding `input` and either the result's fields or `error`).
     #[arg(long)]
     json: bool,
     /// Start from a preset: a factory preset (natural-grand, soft-ballad, staccato, free-pitch,
@@ -410,16 +428,35 @@ fn sound_for(args: &RenderArgs) -> Result<(Sound, Option<String>)> {
     Ok((sound, preset))
 }
 
-fn render(args: RenderArgs) -> Result<()> {
+/// What every input of one `render` call is rendered with.
+struct RenderSetup {
+    sound: Sound,
+    preset: Option<String>,
+    model: Arc<Model>,
+    /// `trained` or `v0`.
+    listener: &'static str,
+    opts: RenderOptions,
+    notes_placed: String,
+}
+
+/// Where one input's render goes.
+struct RenderJob {
+    input: PathBuf,
+    wav: PathBuf,
+    midi: Option<PathBuf>,
+    png: Option<PathBuf>,
+}
+
+fn render_setup(args: &RenderArgs) -> Result<RenderSetup> {
     // Settings first: a bad preset fails before the input is decoded.
-    let (sound, preset) = sound_for(&args)?;
-    let audio = read_audio(&args.input)?;
+    let (sound, preset) = sound_for(args)?;
     let model = load_model(args.model.as_deref())?;
     let listener = match args.listener.as_deref() {
         Some("trained") if !model.has_trained_listener() => {
             anyhow::bail!("this model has no trained listener ({}): use --listener v0", model.name());
         }
-        Some(l) => l,
+        Some("trained") => "trained",
+        Some(_) => "v0",
         None if model.has_trained_listener() => "trained",
         None => {
             eprintln!("note: this model has no trained listener ({}): listening with v0", model.name());
@@ -431,8 +468,6 @@ fn render(args: RenderArgs) -> Result<()> {
     } else {
         model.listening_with(hummingface_runtime::generator::ListenerKind::V0)
     };
-    let sample_rate = audio.sample_rate as f32;
-
     let opts = RenderOptions {
         controls: sound.controls,
         mix: sound.mix,
@@ -441,50 +476,32 @@ fn render(args: RenderArgs) -> Result<()> {
         notes: if args.notes == "live" { NotePlacement::Live } else { NotePlacement::Lookahead },
         ..RenderOptions::default()
     };
+    Ok(RenderSetup { sound, preset, model, listener, opts, notes_placed: args.notes.clone() })
+}
 
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(1000);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {eta}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message("rendering");
-        bar
-    });
-    let mut progress = |p: f32| {
-        if let Some(bar) = &bar {
-            bar.set_position((p.clamp(0.0, 1.0) * 1000.0) as u64);
-        }
-    };
-    let result = render_offline(
-        &audio.channels,
-        sample_rate,
-        &opts,
-        model.clone(),
-        &mut progress,
-    );
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let result = result.with_context(|| format!("cannot render {}", args.input.display()))?;
+/// Renders one input and writes its files (every output complete on disk before any is renamed
+/// into place; nothing is written when the render fails). `progress` gets 0..1.
+fn render_one(setup: &RenderSetup, job: &RenderJob, progress: &mut dyn FnMut(f32)) -> Result<RenderReport> {
+    let audio = read_audio(&job.input)?;
+    let sample_rate = audio.sample_rate as f32;
+    let result = render_offline(&audio.channels, sample_rate, &setup.opts, setup.model.clone(), progress)
+        .with_context(|| format!("cannot render {}", job.input.display()))?;
     if let Some(note) = &result.device_note {
         eprintln!("note: {}", one_line(note));
     }
 
-    // Every output is complete on disk before any is renamed into place.
-    let wav = prepare_wav_f32(&args.output, &result.channels, audio.sample_rate)?;
-    let midi = match &args.midi {
+    let wav = prepare_wav_f32(&job.wav, &result.channels, audio.sample_rate)?;
+    let midi = match &job.midi {
         Some(path) => Some(prepare_midi(path, &result.notes, sample_rate)?),
         None => None,
     };
-    let png = match &args.png {
+    let png = match &job.png {
         Some(path) => {
             let title = format!(
                 "{} — {} notes{}",
-                args.input.file_name().map_or_else(|| "input".into(), |n| n.to_string_lossy()),
+                job.input.file_name().map_or_else(|| "input".into(), |n| n.to_string_lossy()),
                 result.notes.len(),
-                preset.as_ref().map(|p| format!(", preset {p}")).unwrap_or_default()
+                setup.preset.as_ref().map(|p| format!(", preset {p}")).unwrap_or_default()
             );
             Some(prepare_png(path, &result.notes, &result.pitch, sample_rate, result.seconds, &title)?)
         }
@@ -498,7 +515,9 @@ fn render(args: RenderArgs) -> Result<()> {
     }
 
     let sr = f64::from(sample_rate);
-    let report = RenderReport {
+    let sound = &setup.sound;
+    let preset = &setup.preset;
+    Ok(RenderReport {
         sample_rate: audio.sample_rate,
         latency_samples: result.latency_samples,
         latency_ms: f64::from(result.latency_samples) * 1000.0 / sr,
@@ -516,11 +535,11 @@ fn render(args: RenderArgs) -> Result<()> {
         realtime_factor: result.seconds / result.elapsed_s.max(1e-9),
         late_frames: result.late_frames,
         device: result.device.clone(),
-        model: model.name().to_string(),
-        listener: listener.to_string(),
-        notes_placed: args.notes.clone(),
+        model: setup.model.name().to_string(),
+        listener: setup.listener.to_string(),
+        notes_placed: setup.notes_placed.clone(),
         preset: preset.clone(),
-        settings: presets::Preset::from_sound(preset.as_deref().unwrap_or("command line"), "", &sound),
+        settings: presets::Preset::from_sound(preset.as_deref().unwrap_or("command line"), "", sound),
         suggested_key: hummingface_runtime::estimate_key(result.notes.iter().map(|n| {
             (n.note, n.end_sample.saturating_sub(n.start_sample) as f32 / sample_rate)
         }))
@@ -528,26 +547,214 @@ fn render(args: RenderArgs) -> Result<()> {
             let mode = if k.scale == Scale::Major { "major" } else { "minor" };
             format!("{} {mode}", presets::key_name(k.key))
         }),
+    })
+}
+
+/// A progress bar on stderr when it is a terminal, `len` steps long.
+fn progress_bar(len: u64, message: &str) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {eta}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message.to_string());
+        bar
+    })
+}
+
+fn render(args: RenderArgs) -> Result<()> {
+    if let Some(dir) = &args.out_dir {
+        return render_batch(&args, dir);
+    }
+    for (given, flag) in [(args.midi_files, "--midi-files"), (args.png_files, "--png-files"), (args.jobs.is_some(), "--jobs")] {
+        if given {
+            anyhow::bail!("{flag} is for rendering into a directory: add --out-dir DIR (one file: --midi / --png OUT)");
+        }
+    }
+    let (input, output) = match (&args.inputs[..], &args.output) {
+        ([input], Some(output)) => (input.clone(), output.clone()),
+        (inputs, _) => anyhow::bail!(
+            "{} inputs and one output file: render several files with --out-dir DIR",
+            inputs.len()
+        ),
     };
+    let setup = render_setup(&args)?;
+    let job = RenderJob { input, wav: output, midi: args.midi.clone(), png: args.png.clone() };
+    let bar = progress_bar(1000, "rendering");
+    let mut progress = |p: f32| {
+        if let Some(bar) = &bar {
+            bar.set_position((p.clamp(0.0, 1.0) * 1000.0) as u64);
+        }
+    };
+    let report = render_one(&setup, &job, &mut progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!(
+        println!("{}", report.summary(&job.wav));
+        for path in job.midi.iter().chain(&job.png) {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+impl RenderReport {
+    /// `wrote OUT.wav: 5.00 s, 13 notes, …`.
+    fn summary(&self, wav: &Path) -> String {
+        format!(
             "wrote {}: {:.2} s, {} notes, latency {} samples ({:.1} ms), {:.1}x real time on {}",
-            args.output.display(),
-            report.seconds,
-            report.notes.len(),
-            report.latency_samples,
-            report.latency_ms,
-            report.realtime_factor,
-            report.device
-        );
-        if let Some(midi) = &args.midi {
-            println!("wrote {}", midi.display());
+            wav.display(),
+            self.seconds,
+            self.notes.len(),
+            self.latency_samples,
+            self.latency_ms,
+            self.realtime_factor,
+            self.device
+        )
+    }
+}
+
+/// One line of `render --out-dir --json`.
+#[derive(Serialize)]
+struct BatchLine<'a> {
+    input: &'a Path,
+    /// The WAV written (absent when the input failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    result: Option<RenderReport>,
+}
+
+/// `render IN... --out-dir DIR`: every input into DIR; a failing input is reported and the
+/// others still rendered.
+fn render_batch(args: &RenderArgs, dir: &Path) -> Result<()> {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    // Every output name is decided, and checked, before anything is rendered.
+    let mut jobs: Vec<RenderJob> = Vec::with_capacity(args.inputs.len());
+    let mut by_name: HashMap<std::ffi::OsString, &Path> = HashMap::new();
+    for input in &args.inputs {
+        let stem = input
+            .file_stem()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("{}: not a file name", input.display()))?;
+        if let Some(other) = by_name.insert(stem.to_os_string(), input) {
+            if other == input {
+                anyhow::bail!("{} is given twice", input.display());
+            }
+            anyhow::bail!(
+                "{} and {} would both be written as {}: rename one, or render them into different directories",
+                other.display(),
+                input.display(),
+                dir.join(stem).with_extension("wav").display()
+            );
         }
-        if let Some(png) = &args.png {
-            println!("wrote {}", png.display());
+        let out = |ext: &str| dir.join(stem).with_extension(ext);
+        jobs.push(RenderJob {
+            input: input.clone(),
+            wav: out("wav"),
+            midi: args.midi_files.then(|| out("mid")),
+            png: args.png_files.then(|| out("png")),
+        });
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make the output directory {}", dir.display()))?;
+    for job in &jobs {
+        for out in std::iter::once(&job.wav).chain(&job.midi).chain(&job.png) {
+            let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+            if let Some(input) = jobs.iter().map(|j| &j.input).find(|i| same(i, out)) {
+                anyhow::bail!("{} would overwrite the input {}: choose another --out-dir", out.display(), input.display());
+            }
         }
+    }
+    let setup = render_setup(args)?;
+
+    let total = jobs.len();
+    let bar = progress_bar(total as u64 * 1000, &format!("rendering {total} files"));
+    // Per input, its progress in thousandths; the bar shows their sum.
+    let done_parts: Vec<AtomicU32> = jobs.iter().map(|_| AtomicU32::new(0)).collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<RenderReport>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+    let print = Mutex::new(());
+    let workers = usize::from(args.jobs.unwrap_or(1)).min(total).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let mut progress = |p: f32| {
+                    done_parts[i].store((p.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed);
+                    if let Some(bar) = &bar {
+                        bar.set_position(done_parts.iter().map(|d| u64::from(d.load(Ordering::Relaxed))).sum());
+                    }
+                };
+                let result = render_one(&setup, job, &mut progress);
+                done_parts[i].store(1000, Ordering::Relaxed);
+                {
+                    // One input's lines together, above the bar.
+                    let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
+                    let line = match &result {
+                        Ok(report) if !args.json => Some(report.summary(&job.wav)),
+                        _ => None,
+                    };
+                    let extra: Vec<String> = match &result {
+                        Ok(_) if !args.json => job.midi.iter().chain(&job.png).map(|p| format!("wrote {}", p.display())).collect(),
+                        _ => Vec::new(),
+                    };
+                    let say = |text: &str| match &bar {
+                        Some(bar) => bar.println(text),
+                        None => println!("{text}"),
+                    };
+                    if let Some(line) = line {
+                        say(&line);
+                    }
+                    for l in extra {
+                        say(&l);
+                    }
+                    if let Err(e) = &result {
+                        // Name the input, unless the error already does.
+                        let (name, why) = (job.input.display().to_string(), error_line(e));
+                        let text = if why.contains(&name) { format!("error: {why}") } else { format!("error: {name}: {why}") };
+                        match &bar {
+                            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+                            None => eprintln!("{text}"),
+                        }
+                    }
+                }
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+            });
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut failed = 0;
+    for (job, result) in jobs.iter().zip(results) {
+        let result = result.unwrap_or_else(|| Err(anyhow::anyhow!("not rendered")));
+        if result.is_err() {
+            failed += 1;
+        }
+        if args.json {
+            let line = match result {
+                Ok(report) => BatchLine { input: &job.input, output: Some(&job.wav), error: None, result: Some(report) },
+                Err(e) => BatchLine { input: &job.input, output: None, error: Some(error_line(&e)), result: None },
+            };
+            println!("{}", serde_json::to_string(&line)?);
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {total} inputs failed; {} rendered into {}", total - failed, dir.display());
+    }
+    if !args.json {
+        println!("rendered {total} inputs into {}", dir.display());
     }
     Ok(())
 }

@@ -20,7 +20,9 @@
 //! - then [`ATTACK_S`] earlier: a voice's attack rises for a few ms before the frames call it
 //!   voiced;
 //! - a note followed by another within [`MIN_GAP_S`] (the live decoder's corrections: a scoop
-//!   that settled, an octave slip) is dropped, and the note that replaced it starts in its place;
+//!   that settled, an octave slip) is dropped, and the note that replaced it starts in its place
+//!   — unless its pitch was heard for [`HOLD_S`] (or the `Minimum note`, if that is shorter, but
+//!   at least [`MIN_HOLD_S`]): that is a note of a fast run, sung, not a correction;
 //! - so is a phrase's first note when the pitch then drops by an octave (or two, ± 1.5
 //!   semitones) while its note-on still waits: the listener locked onto the second harmonic of a
 //!   low, soft attack (a real low male voice's phrase heard an octave up for 130 ms). A sung
@@ -53,6 +55,11 @@ pub const LOOKAHEAD_S: f32 = 0.107;
 pub const ATTACK_S: f32 = 0.0107;
 /// A note followed by another sooner than this is a correction, seconds.
 pub const MIN_GAP_S: f32 = 0.08;
+/// ... unless its pitch was heard this long: a note of a fast run (a melisma, a riff), seconds.
+/// With the `Minimum note` control shorter, that is the hold; see [`MIN_HOLD_S`].
+pub const HOLD_S: f32 = 0.05;
+/// The shortest hold the `Minimum note` control can set, seconds.
+pub const MIN_HOLD_S: f32 = 0.02;
 /// The previous note's pitch is the median of at most this many hops before a decision (5.5 s:
 /// a longer note is judged on its last part).
 const MEDIAN_SPAN: usize = 1024;
@@ -64,18 +71,21 @@ const OCTAVE_SLACK: f32 = 1.5;
 /// Notes waiting for their events (far more than fit in the placement's hops).
 const MAX_PENDING: usize = 256;
 
-/// The placement's three settings, seconds: how far back a note may move, the attack pad, and
-/// the gap under which a note is a correction. [`Placement::SHIPPED`] is what the engine and
-/// the CLI use; others are for measuring (`cargo xtask eval placement-curve`).
+/// The placement's settings, seconds: how far back a note may move, the attack pad, the gap
+/// under which a note is a correction, and how long a note's pitch must be heard for it to be
+/// no correction (at most; the `Minimum note` control may shorten it). [`Placement::SHIPPED`] is
+/// what the engine and the CLI use; others are for measuring (`cargo xtask eval
+/// placement-curve`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Placement {
     pub back_s: f32,
     pub attack_s: f32,
     pub gap_s: f32,
+    pub hold_s: f32,
 }
 
 impl Placement {
-    pub const SHIPPED: Placement = Placement { back_s: LOOKAHEAD_S, attack_s: ATTACK_S, gap_s: MIN_GAP_S };
+    pub const SHIPPED: Placement = Placement { back_s: LOOKAHEAD_S, attack_s: ATTACK_S, gap_s: MIN_GAP_S, hold_s: HOLD_S };
 
     /// (most hops a note moves back, attack pad, the gap in hops under which a note is a
     /// correction) at a hop of `hop_s` seconds.
@@ -93,6 +103,11 @@ impl Placement {
         let (max_back, _, gap) = self.limits(hop_s);
         max_back + gap - 1
     }
+}
+
+/// A hold of `hold_s` seconds in hops of `hop_s` (rounded up).
+fn hold_hops(hold_s: f32, hop_s: f32) -> usize {
+    (hold_s / hop_s - 1e-4).ceil().max(1.0) as usize
 }
 
 /// [`Placement::SHIPPED`]'s [`Placement::hops`]: the latency that placing notes adds, in hops.
@@ -147,6 +162,8 @@ struct Pending {
     velocity: f32,
     /// Its note-on was handed on.
     on_sent: bool,
+    /// The pitch heard where it was decided (MIDI, before transpose and scale).
+    sung: f32,
 }
 
 /// Places the live decoder's notes as they are decided (see the module's doc) and hands their
@@ -156,6 +173,11 @@ pub struct Placer {
     pad: usize,
     gap: usize,
     delay: usize,
+    hop_s: f32,
+    /// The placement's hold, seconds (the longest the `Minimum note` may leave it at).
+    hold_s: f32,
+    /// Hops a note's pitch must be heard to be no correction (see [`Placer::set_min_note`]).
+    hold: usize,
     /// What was heard, hop `h` at `h % RING`.
     heard: Vec<HeardHop>,
     /// Hops heard so far.
@@ -184,6 +206,9 @@ impl Placer {
             pad,
             gap,
             delay: p.hops(hop_s),
+            hop_s,
+            hold_s: p.hold_s,
+            hold: hold_hops(p.hold_s, hop_s),
             heard: vec![HeardHop::UNVOICED; RING],
             hops: 0,
             scratch: Vec::with_capacity(MEDIAN_SPAN),
@@ -205,6 +230,14 @@ impl Placer {
     /// Hops between a decision and its placed events being handed on.
     pub fn delay(&self) -> usize {
         self.delay
+    }
+
+    /// The `Minimum note` control, milliseconds: a note whose pitch was heard that long (at
+    /// least [`MIN_HOLD_S`], at most the placement's hold) is a note, not a correction. No
+    /// allocation.
+    pub fn set_min_note(&mut self, min_note_ms: f32) {
+        let s = if min_note_ms.is_finite() { min_note_ms / 1000.0 } else { self.hold_s };
+        self.hold = hold_hops(s.clamp(MIN_HOLD_S.min(self.hold_s), self.hold_s), self.hop_s);
     }
 
     /// What was heard in hop `h`, if it was heard and is still kept.
@@ -298,10 +331,12 @@ impl Placer {
                 return;
             }
         }
-        let mut new = Pending { start: start.saturating_sub(self.pad).max(lo), decided: at, end: None, note, velocity, on_sent: false };
+        let mut new = Pending { start: start.saturating_sub(self.pad).max(lo), decided: at, end: None, note, velocity, on_sent: false, sung };
         if let Some(prev) = self.pending.back() {
-            // A correction: the previous note gives way to this one, which starts in its place.
-            let correction = new.start.saturating_sub(prev.start) < self.gap;
+            // A correction: the previous note gives way to this one, which starts in its place;
+            // unless its pitch was heard for the hold (a note of a fast run).
+            let held = (prev.start..new.start).filter(|&h| self.heard(h).is_some_and(|x| (x.pitch - prev.sung).abs() < 0.5)).count();
+            let correction = new.start.saturating_sub(prev.start) < self.gap && held < self.hold;
             // A phrase heard an octave (or two) too high from its start, until the pitch drops
             // by that octave: a listener that locked onto the second harmonic of a low, soft
             // attack. The phrase is this note from its start.
@@ -505,6 +540,7 @@ impl Decoder {
             hop = Some(h);
         }
         let j = self.decided_hop();
+        self.placer.set_min_note(controls.min_note_ms);
         let placer = &mut self.placer;
         self.tracker.push(post, controls, &mut |ev| {
             decided(j, ev);
@@ -582,7 +618,13 @@ pub fn decode_with(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing:
 /// The live decoder's `notes` (sorted by start, not overlapping; each decided at its start) placed
 /// where they began by a [`Placer`]; `heard` is indexed by hop, `hop_s` its duration.
 pub fn refine(notes: &[HopNote], heard: &[HeardHop], hop_s: f32) -> Vec<HopNote> {
+    refine_with_min_note(notes, heard, hop_s, Controls::default().min_note_ms)
+}
+
+/// [`refine`] with the `Minimum note` control at `min_note_ms`.
+pub fn refine_with_min_note(notes: &[HopNote], heard: &[HeardHop], hop_s: f32, min_note_ms: f32) -> Vec<HopNote> {
     let mut p = Placer::new(hop_s);
+    p.set_min_note(min_note_ms);
     let mut out = Collector::default();
     // (hop, is a note-on, note index): at one hop the note-off comes first.
     let mut events: Vec<(usize, bool, usize)> = notes.iter().enumerate().flat_map(|(i, n)| [(n.start, true, i), (n.end, false, i)]).collect();
@@ -676,6 +718,35 @@ mod tests {
         let h = heard(&[(0, f32::NAN), (25, 63.0), (33, 64.0)], 90);
         let out = refine(&[note(30, 35, 63), note(35, 90, 64)], &h, HOP_S);
         assert_eq!(out, vec![note(23, 90, 64)]);
+    }
+
+    #[test]
+    fn the_notes_of_a_fast_run_are_no_corrections() {
+        // A run C4 D4 E4 F4 G4 of 70 ms notes (13 hops each), each decided 4 hops into it: every
+        // note starts within the correction gap (80 ms) of the one before, but each pitch holds
+        // longer than the hold (50 ms, 10 hops), so each is a note.
+        let pitches = [60u8, 62, 64, 65, 67];
+        let spans: Vec<(usize, f32)> = std::iter::once((0, f32::NAN))
+            .chain(pitches.iter().enumerate().map(|(i, &p)| (20 + 13 * i, f32::from(p))))
+            .chain(std::iter::once((20 + 13 * pitches.len(), f32::NAN)))
+            .collect();
+        let h = heard(&spans, 140);
+        let decided: Vec<HopNote> = pitches.iter().enumerate().map(|(i, &p)| note(24 + 13 * i, 24 + 13 * (i + 1), p)).collect();
+        let out = refine(&decided, &h, HOP_S);
+        let placed: Vec<(usize, u8)> = out.iter().map(|n| (n.start, n.note)).collect();
+        assert_eq!(placed, vec![(18, 60), (31, 62), (44, 64), (57, 65), (70, 67)], "each note 2 hops (the attack pad) before its pitch");
+        // 40 ms notes (8 hops) are corrections by default (some of them: a note that replaced
+        // one starts in its place, so the next one is further from it), until the minimum note
+        // is shorter.
+        let spans: Vec<(usize, f32)> = std::iter::once((0, f32::NAN))
+            .chain(pitches.iter().enumerate().map(|(i, &p)| (20 + 8 * i, f32::from(p))))
+            .chain(std::iter::once((20 + 8 * pitches.len(), f32::NAN)))
+            .collect();
+        let h = heard(&spans, 140);
+        let decided: Vec<HopNote> = pitches.iter().enumerate().map(|(i, &p)| note(23 + 8 * i, 23 + 8 * (i + 1), p)).collect();
+        assert!(refine(&decided, &h, HOP_S).len() < pitches.len());
+        let out = refine_with_min_note(&decided, &h, HOP_S, 30.0);
+        assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), pitches);
     }
 
     #[test]
@@ -779,6 +850,45 @@ mod sung {
             let first_live = live.iter().find(|l| l.1 == p.1 && l.0 > r.0 - 0.05).unwrap();
             assert!(p.0 <= first_live.0, "placed {p:?} after live {first_live:?}");
         }
+    }
+
+    /// A melisma of 70 ms notes (a riff at 16ths of 214 bpm): every note starts within the
+    /// correction gap (80 ms) of the one before, but each holds its pitch longer than the hold
+    /// (50 ms), so the placement keeps them (before the hold it kept 1 of 12); the same run at
+    /// 45 ms notes keeps most of its notes once the minimum note is 30 ms.
+    #[test]
+    fn the_notes_of_a_fast_melisma_are_kept() {
+        let p = VoiceParams { voice: Voice::Female, formant_scale: 1.0, tilt: 1.0, breath: 0.01, jitter: 0.004, shimmer: 0.04, vibrato_hz: 5.5, attack_s: 0.03, hummed: false };
+        let pitches = [67.0, 69.0, 71.0, 72.0, 74.0, 72.0, 71.0, 69.0, 67.0, 69.0, 71.0, 69.0];
+        let sr = 48000.0;
+        let model = Model::embedded();
+        let t = Timing::new(sr, 512, ProcessMode::Offline);
+        let delay = crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &model);
+        let run = |dur: f32, min_note_ms: f32| {
+            let mut notes: Vec<Note> = pitches
+                .iter()
+                .enumerate()
+                .map(|(i, &m)| {
+                    let mut n = note(0.3 + i as f32 * dur, dur, m, if i == 0 { Onset::Vowel } else { Onset::Slur });
+                    n.vibrato_cents = 0.0;
+                    n
+                })
+                .collect();
+            notes.last_mut().unwrap().dur_s = 0.4;
+            let clip = render_phrase(&mut Rand::new(5), &p, &notes, sr, 0.3 + 12.0 * dur + 0.8);
+            let frames = listener_frames(Which::Trained, &model, &clip.audio, &t).unwrap();
+            let controls = Controls { min_note_ms, ..Controls::default() };
+            let tracked = track(Which::Trained, &model, &frames, &clip.audio, &t, &controls, delay);
+            let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
+            let s = score_notes(&reference, &tracked.placed, 0.05, 0.5);
+            eprintln!("{dur} s notes, minimum note {min_note_ms} ms: placed {} of 12 ({} notes)\nplaced {:?}\nlive {:?}", s.matched, s.n_est, tracked.placed, tracked.notes);
+            (s.matched, s.n_est)
+        };
+        let (matched, n) = run(0.07, Controls::default().min_note_ms);
+        assert!(matched >= 11 && n <= 13, "70 ms notes: {matched} of 12 placed, {n} notes");
+        let (short_default, _) = run(0.045, Controls::default().min_note_ms);
+        let (short_30, _) = run(0.045, 30.0);
+        assert!(short_30 >= 9 && short_30 > short_default, "45 ms notes: {short_30} of 12 with a 30 ms minimum note, {short_default} with the default");
     }
 
     #[test]

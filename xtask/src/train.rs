@@ -591,7 +591,7 @@ pub fn placement_curve(root: &Path, args: &[String]) -> Result<()> {
             // Half a hop under a whole number of hops, so the gap is exactly `gap` hops.
             // The shipped setting (first) stands for 20 hops back, a 15-hop gap.
             if (back, gap) != (20, 15) {
-                settings.push(Placement { back_s: back as f32 * hop_s, attack_s: 2.0 * hop_s, gap_s: (gap as f32 - 0.5) * hop_s });
+                settings.push(Placement { back_s: back as f32 * hop_s, attack_s: 2.0 * hop_s, gap_s: (gap as f32 - 0.5) * hop_s, ..Placement::SHIPPED });
             }
         }
     }

@@ -112,7 +112,9 @@ struct RenderArgs {
     /// How readily quiet or breathy singing becomes a note, 0 … 1 [default: 0.5].
     #[arg(long, value_parser = ranged(limits::SENSITIVITY))]
     sensitivity: Option<f32>,
-    /// Minimum note length in milliseconds, 0 … 500 [default: 60].
+    /// Minimum note length in milliseconds, 0 … 500 [default: 60]. With lookahead, a note held
+    /// this long (counted up to 50 ms, at least 20) is kept even when the next one follows
+    /// within 80 ms: lower it for very fast runs.
     #[arg(long, value_name = "MS", value_parser = ranged(limits::MIN_NOTE_MS))]
     min_note: Option<f32>,
     /// Velocity curve exponent, 0.25 … 4 (below 1 lifts soft singing) [default: 1].

@@ -393,7 +393,11 @@ impl EditorApp {
                 ui.add(ParamSlider::for_param(&params.notes.transpose, setter).with_width(width));
                 ui.end_row();
                 ui.label("Minimum note");
-                slider(ui, &params.notes.min_note);
+                slider(ui, &params.notes.min_note).on_hover_text(
+                    "a note sounds at least this long through a break in the voice. With Lookahead \
+                     timing, a note held this long (up to 50 ms) is never taken for a quick \
+                     correction: lower it below 50 ms for very fast runs",
+                );
                 ui.end_row();
             });
             self.key_suggestion(ui, setter);

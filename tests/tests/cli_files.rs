@@ -319,11 +319,28 @@ fn cli_renders_a_batch_into_a_directory_and_skips_a_broken_file() {
     made.sort();
     assert_eq!(made, ["first.mid", "first.png", "first.wav", "second.mid", "second.png", "second.wav"], "nothing for the broken input, no temporary file");
 
+    // A directory stands for its audio files (the broken one fails again, the text file is not
+    // audio by its name and is left alone).
+    let album = dir.join("album");
+    std::fs::create_dir_all(&album).unwrap();
+    for f in [&first, &second, &broken] {
+        std::fs::copy(f, album.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(album.join("notes.txt"), b"not audio").unwrap();
+    let out_all = dir.join("out-all");
+    let res = cli(&a, &[&p(&album), "--out-dir", &p(&out_all)], Duration::from_secs(120));
+    assert_eq!(res.status.code(), Some(1), "{}", res.stderr);
+    assert!(res.stderr.contains("1 of 3 inputs failed; 2 rendered"), "{}", res.stderr);
+    assert_eq!(read_wav(&out_all.join("first.wav")).unwrap().channels, read_wav(&out.join("first.wav")).unwrap().channels);
+    assert!(out_all.join("second.wav").exists());
+
     // Refused before anything is rendered: one error line, exit 1, no directory made.
     std::fs::create_dir_all(dir.join("x")).unwrap();
     std::fs::copy(&first, dir.join("x").join("second.wav")).unwrap();
     let clash_dir = dir.join("clash");
-    let refused: [(Vec<String>, &str); 4] = [
+    let refused: [(Vec<String>, &str); 6] = [
+        (vec![p(&dir), "-o".into(), p(&clash_dir.join("y.wav"))], "is a directory: render the audio files in it with --out-dir"),
+        (vec![p(&dir.join("x")), p(&dir.join("x")), "--out-dir".into(), p(&clash_dir)], "is given twice"),
         (vec![p(&second), p(&dir.join("x").join("second.wav")), "--out-dir".into(), p(&clash_dir)], "would both be written as"),
         (vec![p(&first), p(&first), "--out-dir".into(), p(&clash_dir)], "is given twice"),
         (vec![p(&first), "--out-dir".into(), p(&dir)], "would overwrite the input"),

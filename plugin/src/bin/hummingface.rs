@@ -53,7 +53,8 @@ enum Command {
 
 #[derive(Args)]
 struct RenderArgs {
-    /// Input audio file(s): WAV, FLAC, MP3 or Ogg Vorbis. Several files need --out-dir.
+    /// Input audio file(s): WAV, FLAC, MP3 or Ogg Vorbis. Several files need --out-dir; with it
+    /// a directory stands for the audio files in it.
     #[arg(required = true, num_args = 1.., value_name = "IN")]
     inputs: Vec<PathBuf>,
     /// Output file, written as 32-bit float WAV at the input's sample rate and channel count.
@@ -66,9 +67,9 @@ struct RenderArgs {
     /// Also draw what was heard, the sung pitch over the notes as a piano roll, as a PNG.
     #[arg(long, value_name = "OUT.png", conflicts_with = "out_dir")]
     png: Option<PathBuf>,
-    /// Batch: render every input into DIR (made if missing) as NAME.wav, NAME being the input's
-    /// file name without its extension. A file that fails is reported and skipped, the others
-    /// are rendered; the exit status is 1 if any failed.
+    /// Batch: render every input (a directory: its audio files) into DIR (made if missing) as
+    /// NAME.wav, NAME being the input's file name without its extension. A file that fails is
+    /// reported and skipped, the others are rendered; the exit status is 1 if any failed.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// With --out-dir: also write NAME.mid for every input.
@@ -580,6 +581,9 @@ fn render(args: RenderArgs) -> Result<()> {
             inputs.len()
         ),
     };
+    if input.is_dir() {
+        anyhow::bail!("{} is a directory: render the audio files in it with --out-dir DIR", input.display());
+    }
     let setup = render_setup(&args)?;
     let job = RenderJob { input, wav: output, midi: args.midi.clone(), png: args.png.clone() };
     let bar = progress_bar(1000, "rendering");
@@ -620,6 +624,9 @@ impl RenderReport {
     }
 }
 
+/// File extensions of the audio files a directory given to `render --out-dir` stands for.
+const AUDIO_EXTENSIONS: [&str; 6] = ["wav", "wave", "flac", "mp3", "ogg", "oga"];
+
 /// One line of `render --out-dir --json`.
 #[derive(Serialize)]
 struct BatchLine<'a> {
@@ -640,10 +647,29 @@ fn render_batch(args: &RenderArgs, dir: &Path) -> Result<()> {
     use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    // Every output name is decided, and checked, before anything is rendered.
-    let mut jobs: Vec<RenderJob> = Vec::with_capacity(args.inputs.len());
-    let mut by_name: HashMap<std::ffi::OsString, &Path> = HashMap::new();
+    // A directory given as an input stands for the audio files in it (by name, not recursive).
+    let mut inputs: Vec<PathBuf> = Vec::with_capacity(args.inputs.len());
     for input in &args.inputs {
+        if !input.is_dir() {
+            inputs.push(input.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+            .with_context(|| format!("cannot list {}", input.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())))
+            .collect();
+        if found.is_empty() {
+            anyhow::bail!("{}: no audio files in it ({})", input.display(), AUDIO_EXTENSIONS.join(", "));
+        }
+        found.sort();
+        inputs.extend(found);
+    }
+
+    // Every output name is decided, and checked, before anything is rendered.
+    let mut jobs: Vec<RenderJob> = Vec::with_capacity(inputs.len());
+    let mut by_name: HashMap<std::ffi::OsString, &Path> = HashMap::new();
+    for input in &inputs {
         let stem = input
             .file_stem()
             .filter(|s| !s.is_empty())

@@ -427,7 +427,9 @@ impl EditorApp {
                 slider(ui, &params.output.gain);
                 ui.end_row();
                 ui.label("Bypass");
-                switch(ui, &params.bypass, setter).on_hover_text(
+                let bypass = switch(ui, &params.bypass, setter);
+                self.mark("bypass", bypass.rect);
+                bypass.on_hover_text(
                     "the vocal as it came in, delayed by the latency (so it stays in time), \
                      crossfaded in 10 ms; the notes on the MIDI output end and none start. \
                      The listener keeps listening",
@@ -545,6 +547,12 @@ impl EditorApp {
                 ui.label(RichText::new(if meter.db > METER_FLOOR_DB { format!("{:5.1} dB", meter.db) } else { "  −∞ dB".into() }).monospace().small());
                 ui.add_space(10.0);
             }
+            if self.params.bypass.value() {
+                let label = ui
+                    .label(RichText::new("Bypassed").strong().color(BYPASSED))
+                    .on_hover_text("the host's bypass (or Output › Bypass) is on: the vocal passes, delayed by the latency; no notes");
+                self.mark("bypassed", label.rect);
+            }
         });
     }
 }
@@ -633,6 +641,9 @@ fn enum_combo<T: Enum + PartialEq + 'static>(
     }
     response
 }
+
+/// The colour of the status row's "Bypassed".
+pub const BYPASSED: Color32 = Color32::from_rgb(0xff, 0xb3, 0x47);
 
 /// A checkbox for a switch parameter; a click is one gesture.
 fn switch(ui: &mut Ui, param: &BoolParam, setter: &ParamSetter) -> egui::Response {

@@ -3,7 +3,8 @@
 //! roll and the keyboard are drawn, drags the Mix slider with `xdotool` (real X pointer events),
 //! presses "Save preset", and reads the preset file: it holds the value the plugin's parameter
 //! took (nice-plug applies a GUI change on the audio thread, so the saved value is what
-//! `process()` sees). Then SIGTERM must close the window and end the standalone with exit 0.
+//! `process()` sees); clicks Bypass and finds "Bypassed" drawn in amber on the status row. Then
+//! SIGTERM must close the window and end the standalone with exit 0.
 //!
 //! The editor writes its widgets' rectangles to `$HUMMINGFACE_EDITOR_LAYOUT` (physical pixels,
 //! window-relative; the window sits at the screen's origin, no window manager) so the test knows
@@ -254,6 +255,33 @@ fn editor_draws_roll_and_keyboard_and_a_dragged_slider_reaches_the_plugin() {
     let (before_fill, after_fill) = (fill_pixels(&shot), fill_pixels(&after));
     eprintln!("mix slider blue pixels: {before_fill} before, {after_fill} after the drag");
     assert!(before_fill > (mix.2 - mix.0) / 2 && after_fill < 5, "slider fill {before_fill} → {after_fill}");
+
+    // A click on Bypass reaches the plugin's parameter: the status row says "Bypassed", in its
+    // amber.
+    assert!(read_layout(&layout_path).unwrap_or_default().get("bypassed").is_none(), "bypassed before the click");
+    let bypass = bounds(&layout, "bypass");
+    let (bx, by) = ((bypass.0 + bypass.2) / 2, (bypass.1 + bypass.3) / 2);
+    xdotool(&x.display, &["mousemove", &bx.to_string(), &by.to_string()]);
+    std::thread::sleep(Duration::from_millis(200));
+    xdotool(&x.display, &["click", "1"]);
+    let t = Instant::now();
+    let mut layout = read_layout(&layout_path).unwrap_or_default();
+    while layout.get("bypassed").is_none() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        layout = read_layout(&layout_path).unwrap_or(layout);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let shot = screenshot(&x.display, &dir.join("editor-bypassed.ppm"));
+    let label = bounds(&layout, "bypassed");
+    let amber = (label.1..label.3)
+        .flat_map(|y| (label.0..label.2).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = shot.at(x, y);
+            p[0] > 200 && p[1] > 130 && p[1] < 210 && p[2] < 120
+        })
+        .count();
+    eprintln!("bypassed label {label:?}: {amber} amber pixels");
+    assert!(amber > 20, "no amber \"Bypassed\" after clicking Bypass ({amber} pixels)");
 
     // SIGTERM closes the window; the standalone deactivates the plugin and exits 0.
     child.signal(libc::SIGTERM).unwrap();

@@ -722,28 +722,26 @@ mod tests {
 
     #[test]
     fn the_notes_of_a_fast_run_are_no_corrections() {
-        // A run C4 D4 E4 F4 G4 of 70 ms notes (13 hops each), each decided 4 hops into it: every
-        // note starts within the correction gap (80 ms) of the one before, but each pitch holds
-        // longer than the hold (50 ms, 10 hops), so each is a note.
+        // A run C4 D4 E4 F4 G4 from hop 20, `len` hops a note, each decided `into` hops into it:
+        // what was heard and the decisions.
         let pitches = [60u8, 62, 64, 65, 67];
-        let spans: Vec<(usize, f32)> = std::iter::once((0, f32::NAN))
-            .chain(pitches.iter().enumerate().map(|(i, &p)| (20 + 13 * i, f32::from(p))))
-            .chain(std::iter::once((20 + 13 * pitches.len(), f32::NAN)))
-            .collect();
-        let h = heard(&spans, 140);
-        let decided: Vec<HopNote> = pitches.iter().enumerate().map(|(i, &p)| note(24 + 13 * i, 24 + 13 * (i + 1), p)).collect();
-        let out = refine(&decided, &h, HOP_S);
-        let placed: Vec<(usize, u8)> = out.iter().map(|n| (n.start, n.note)).collect();
+        let run = |len: usize, into: usize| {
+            let spans: Vec<(usize, f32)> = std::iter::once((0, f32::NAN))
+                .chain(pitches.iter().enumerate().map(|(i, &p)| (20 + len * i, f32::from(p))))
+                .chain(std::iter::once((20 + len * pitches.len(), f32::NAN)))
+                .collect();
+            let decided: Vec<HopNote> = pitches.iter().enumerate().map(|(i, &p)| note(20 + into + len * i, 20 + into + len * (i + 1), p)).collect();
+            (heard(&spans, 140), decided)
+        };
+        // 70 ms notes (13 hops): every note starts within the correction gap (80 ms) of the one
+        // before, but each pitch holds longer than the hold (50 ms, 10 hops), so each is a note.
+        let (h, decided) = run(13, 4);
+        let placed: Vec<(usize, u8)> = refine(&decided, &h, HOP_S).iter().map(|n| (n.start, n.note)).collect();
         assert_eq!(placed, vec![(18, 60), (31, 62), (44, 64), (57, 65), (70, 67)], "each note 2 hops (the attack pad) before its pitch");
         // 40 ms notes (8 hops) are corrections by default (some of them: a note that replaced
         // one starts in its place, so the next one is further from it), until the minimum note
         // is shorter.
-        let spans: Vec<(usize, f32)> = std::iter::once((0, f32::NAN))
-            .chain(pitches.iter().enumerate().map(|(i, &p)| (20 + 8 * i, f32::from(p))))
-            .chain(std::iter::once((20 + 8 * pitches.len(), f32::NAN)))
-            .collect();
-        let h = heard(&spans, 140);
-        let decided: Vec<HopNote> = pitches.iter().enumerate().map(|(i, &p)| note(23 + 8 * i, 23 + 8 * (i + 1), p)).collect();
+        let (h, decided) = run(8, 3);
         assert!(refine(&decided, &h, HOP_S).len() < pitches.len());
         let out = refine_with_min_note(&decided, &h, HOP_S, 30.0);
         assert_eq!(out.iter().map(|n| n.note).collect::<Vec<_>>(), pitches);

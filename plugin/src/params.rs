@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 ///   last preset loaded (`preset`). A version 1 state loads with the default size and no name.
 ///   Later 0.1 builds add the optional `model-path` field (absent = built-in model) and the
 ///   `listener` parameter (absent = classic, what those states played with; new instances
-///   start with network) and the `timing` parameter (absent = live), which older builds ignore
-///   (an unknown parameter is left out with a warning), so the version stays 2; so is the
-///   `bypass` parameter (absent = not bypassed).
+///   start with network), the `timing` parameter (absent = live) and the `bypass` parameter
+///   (absent = not bypassed), which older builds ignore (an unknown parameter is left out with a
+///   warning), so the version stays 2.
 pub const STATE_VERSION: u32 = 2;
 
 /// Parameters added by later builds of state version 2, which states saved before them lack, with

@@ -68,7 +68,8 @@ const PENDING_DROP: u32 = 2;
 /// Frames a syllable re-sung inside a sounding note waits after its onset before it starts: on
 /// the onset's own frame the pitch is still the last syllable's (the window lags), so a new
 /// syllable on another pitch had re-sung the old one and was corrected a frame or two later (a
-/// note too many: live note F1 on the eval melodies 0.892 → 0.919 without it).
+/// note too many: live note F1 on the eval melodies 0.892 → 0.919 without it). At least 1: the
+/// onset's frame itself only ends the old note.
 const RESING_WAIT: u64 = 1;
 /// Onset probability whose rising edge re-articulates.
 pub(crate) const ONSET_PEAK: f32 = 0.65;
@@ -115,8 +116,9 @@ const RING: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     Idle,
-    /// Voiced since this frame; waiting for the pitch to settle.
-    Pending { since: u64 },
+    /// Voiced since frame `since`; waiting for the pitch to settle, and starting on frame `from`
+    /// at the earliest (a syllable re-sung inside a note: [`RESING_WAIT`] after its onset).
+    Pending { since: u64, from: u64 },
     Sounding { note: u8, snapped: i32, start: u64 },
 }
 
@@ -136,8 +138,6 @@ pub struct NoteDecoder {
     /// An onset rose while the voice broke inside a sounding note (the consonant of a re-sung
     /// syllable is unvoiced): it re-articulates on the next voiced frame.
     onset_in_break: bool,
-    /// First frame a syllable re-sung inside a note may start on ([`RESING_WAIT`]).
-    resing_from: u64,
     /// Newest frames left out of the excursion ([`RECENT`] live; see
     /// [`NoteDecoder::for_placement`]).
     recent: u64,
@@ -174,7 +174,6 @@ impl NoteDecoder {
             last_onset: None,
             prev_onset_prob: 0.0,
             onset_in_break: false,
-            resing_from: 0,
             recent: RECENT,
             centre_from: 0,
             centre_sum: 0.0,
@@ -338,13 +337,13 @@ impl NoteDecoder {
                     if onset {
                         self.last_onset = Some(k);
                     }
-                    self.state = State::Pending { since: k };
+                    self.state = State::Pending { since: k, from: k };
                     if self.ready(k, k, sure) && loud_enough {
                         self.start(k, false, c, velocity, emit);
                     }
                 }
             }
-            State::Pending { since } => {
+            State::Pending { since, from } => {
                 if !voiced {
                     self.unvoiced += 1;
                     if self.unvoiced >= PENDING_DROP {
@@ -353,7 +352,7 @@ impl NoteDecoder {
                     }
                 } else {
                     self.unvoiced = 0;
-                    if self.ready(k, since, sure) && loud_enough && k >= self.resing_from {
+                    if self.ready(k, since, sure) && loud_enough && k >= from {
                         self.start(k, false, c, velocity, emit);
                     }
                 }
@@ -374,14 +373,11 @@ impl NoteDecoder {
                 self.unvoiced = 0;
                 let onset_in_break = std::mem::take(&mut self.onset_in_break);
                 if onset || onset_in_break {
-                    // A re-sung syllable: end this note, start the next once its pitch settles.
+                    // A re-sung syllable: end this note, start the next once its pitch settles, not
+                    // before RESING_WAIT frames from here.
                     self.last_onset = Some(k);
                     emit(TrackEvent::Off { note });
-                    self.state = State::Pending { since: k };
-                    self.resing_from = k + RESING_WAIT;
-                    if self.ready(k, k, sure) && k >= self.resing_from {
-                        self.start(k, false, c, velocity, emit);
-                    }
+                    self.state = State::Pending { since: k, from: k + RESING_WAIT };
                     return;
                 }
                 if !self.settled(k) {

@@ -92,8 +92,7 @@ impl Placement {
     fn limits(&self, hop_s: f32) -> (usize, usize, usize) {
         let max_back = (self.back_s / hop_s).round() as usize;
         let pad = (self.attack_s / hop_s).round() as usize;
-        let gap = (1..RING).find(|&d| d as f32 * hop_s >= self.gap_s).unwrap_or(RING);
-        (max_back, pad, gap)
+        (max_back, pad, hops_covering(self.gap_s, hop_s))
     }
 
     /// At a hop of `hop_s` seconds: once the live decoder has decided about hop `j`, the placed
@@ -105,9 +104,10 @@ impl Placement {
     }
 }
 
-/// A hold of `hold_s` seconds in hops of `hop_s` (rounded up).
-fn hold_hops(hold_s: f32, hop_s: f32) -> usize {
-    (hold_s / hop_s - 1e-4).ceil().max(1.0) as usize
+/// The fewest hops of `hop_s` seconds (at least 1, at most [`RING`]) that last `s` seconds: the
+/// correction gap and the hold in hops.
+fn hops_covering(s: f32, hop_s: f32) -> usize {
+    (1..RING).find(|&d| d as f32 * hop_s >= s).unwrap_or(RING)
 }
 
 /// [`Placement::SHIPPED`]'s [`Placement::hops`]: the latency that placing notes adds, in hops.
@@ -208,7 +208,7 @@ impl Placer {
             delay: p.hops(hop_s),
             hop_s,
             hold_s: p.hold_s,
-            hold: hold_hops(p.hold_s, hop_s),
+            hold: hops_covering(p.hold_s, hop_s),
             heard: vec![HeardHop::UNVOICED; RING],
             hops: 0,
             scratch: Vec::with_capacity(MEDIAN_SPAN),
@@ -237,7 +237,7 @@ impl Placer {
     /// allocation.
     pub fn set_min_note(&mut self, min_note_ms: f32) {
         let s = if min_note_ms.is_finite() { min_note_ms / 1000.0 } else { self.hold_s };
-        self.hold = hold_hops(s.clamp(MIN_HOLD_S.min(self.hold_s), self.hold_s), self.hop_s);
+        self.hold = hops_covering(s.clamp(MIN_HOLD_S.min(self.hold_s), self.hold_s), self.hop_s);
     }
 
     /// What was heard in hop `h`, if it was heard and is still kept.
@@ -334,9 +334,10 @@ impl Placer {
         let mut new = Pending { start: start.saturating_sub(self.pad).max(lo), decided: at, end: None, note, velocity, on_sent: false, sung };
         if let Some(prev) = self.pending.back() {
             // A correction: the previous note gives way to this one, which starts in its place;
-            // unless its pitch was heard for the hold (a note of a fast run).
-            let held = (prev.start..new.start).filter(|&h| self.heard(h).is_some_and(|x| (x.pitch - prev.sung).abs() < 0.5)).count();
-            let correction = new.start.saturating_sub(prev.start) < self.gap && held < self.hold;
+            // unless its pitch was heard for the hold (a note of a fast run). The hops are
+            // counted only for a note within the gap.
+            let held = || (prev.start..new.start).filter(|&h| self.heard(h).is_some_and(|x| (x.pitch - prev.sung).abs() < 0.5)).count();
+            let correction = new.start.saturating_sub(prev.start) < self.gap && held() < self.hold;
             // A phrase heard an octave (or two) too high from its start, until the pitch drops
             // by that octave: a listener that locked onto the second harmonic of a low, soft
             // attack. The phrase is this note from its start.

@@ -392,9 +392,7 @@ impl Xvfb {
         }
         bail!("could not start Xvfb on any display from :{base}")
     }
-}
 
-impl Xvfb {
     /// Asks every top-level window titled `title` to close, as a window manager's close button
     /// does (a `WM_DELETE_WINDOW` client message: Xvfb runs no window manager). Returns how many
     /// windows were asked.

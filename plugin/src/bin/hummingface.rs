@@ -600,12 +600,20 @@ fn render(args: RenderArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{}", report.summary(&job.wav));
-        for path in job.midi.iter().chain(&job.png) {
-            println!("wrote {}", path.display());
+        for line in job.written(&report) {
+            println!("{line}");
         }
     }
     Ok(())
+}
+
+impl RenderJob {
+    /// What a finished render says: the WAV's summary, then each other file written.
+    fn written(&self, report: &RenderReport) -> Vec<String> {
+        std::iter::once(report.summary(&self.wav))
+            .chain(self.midi.iter().chain(&self.png).map(|p| format!("wrote {}", p.display())))
+            .collect()
+    }
 }
 
 impl RenderReport {
@@ -694,12 +702,12 @@ fn render_batch(args: &RenderArgs, dir: &Path) -> Result<()> {
         });
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make the output directory {}", dir.display()))?;
-    for job in &jobs {
-        for out in std::iter::once(&job.wav).chain(&job.midi).chain(&job.png) {
-            let same = |a: &Path, b: &Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
-            if let Some(input) = jobs.iter().map(|j| &j.input).find(|i| same(i, out)) {
-                anyhow::bail!("{} would overwrite the input {}: choose another --out-dir", out.display(), input.display());
-            }
+    // An output that already exists must not be one of the inputs.
+    let real_inputs: Vec<(PathBuf, &Path)> = jobs.iter().filter_map(|j| Some((j.input.canonicalize().ok()?, j.input.as_path()))).collect();
+    for out in jobs.iter().flat_map(|j| std::iter::once(&j.wav).chain(&j.midi).chain(&j.png)) {
+        let Ok(real) = out.canonicalize() else { continue };
+        if let Some((_, input)) = real_inputs.iter().find(|(r, _)| *r == real) {
+            anyhow::bail!("{} would overwrite the input {}: choose another --out-dir", out.display(), input.display());
         }
     }
     let setup = render_setup(args)?;
@@ -728,23 +736,16 @@ fn render_batch(args: &RenderArgs, dir: &Path) -> Result<()> {
                 {
                     // One input's lines together, above the bar.
                     let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
-                    let line = match &result {
-                        Ok(report) if !args.json => Some(report.summary(&job.wav)),
-                        _ => None,
-                    };
-                    let extra: Vec<String> = match &result {
-                        Ok(_) if !args.json => job.midi.iter().chain(&job.png).map(|p| format!("wrote {}", p.display())).collect(),
-                        _ => Vec::new(),
-                    };
-                    let say = |text: &str| match &bar {
-                        Some(bar) => bar.println(text),
-                        None => println!("{text}"),
-                    };
-                    if let Some(line) = line {
-                        say(&line);
-                    }
-                    for l in extra {
-                        say(&l);
+                    match &result {
+                        Ok(report) if !args.json => {
+                            for line in job.written(report) {
+                                match &bar {
+                                    Some(bar) => bar.println(line),
+                                    None => println!("{line}"),
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                     if let Err(e) = &result {
                         // Name the input, unless the error already does.

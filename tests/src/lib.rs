@@ -360,6 +360,11 @@ impl Xvfb {
         if !bin.exists() {
             return Ok(None);
         }
+        // One start at a time in a process (`cargo test` runs a file's tests as threads): two
+        // at once could both find display N free, and the second, seeing the first's socket
+        // before its own Xvfb gave up on the lock, would take the first's display.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
         let base = 100 + (std::process::id() % 800);
         for n in base..base + 50 {
             let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
@@ -452,7 +457,11 @@ impl JackServer {
             // Not fatal: the server may still find a free slot, and if not its log says so.
             Err(e) => eprintln!("could not check the JACK server registry: {e:#}"),
         }
-        let name = format!("{}{}", jack_registry::TEST_SERVER_PREFIX, std::process::id());
+        // `hf-test-<pid>-<n>`: one name per server, so that tests sharing a process (`cargo
+        // test` runs a file's tests as threads of one) never ask for the same server name.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{}{}-{n}", jack_registry::TEST_SERVER_PREFIX, std::process::id());
         let mut cmd = Command::new("/usr/bin/jackd");
         cmd.args([
             "--no-realtime",
@@ -592,8 +601,22 @@ pub mod jack_registry {
 
     use anyhow::{bail, Context, Result};
 
-    /// Our servers' names start with this (`jackd -n hf-test-<pid>`).
+    /// Our servers' names start with this (`jackd -n hf-test-<pid>-<n>`, the test process's
+    /// pid and a count of the servers it started).
     pub const TEST_SERVER_PREFIX: &str = "hf-test-";
+
+    /// For what follows [`TEST_SERVER_PREFIX`] in a name (`<pid>` or `<pid>-<n>`, then
+    /// anything): the test process's pid and the length of the server-specific part.
+    fn test_server_part(rest: &str) -> Option<(i32, usize)> {
+        let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+        let pid_len = digits(rest);
+        let pid = rest[..pid_len].parse().ok()?;
+        let len = match rest[pid_len..].strip_prefix('-') {
+            Some(n) if digits(n) > 0 => pid_len + 1 + digits(n),
+            _ => pid_len,
+        };
+        Some((pid, len))
+    }
     const REGISTRY: &str = "/dev/shm/jack-shm-registry";
     /// The System V semaphore jack2 guards the registry with (`JACK_SEMAPHORE_KEY`).
     const SEMAPHORE_KEY: libc::key_t = 0x282929;
@@ -701,15 +724,18 @@ pub mod jack_registry {
         (a < b && !state.starts_with(['Z', 'X'])).then(|| (stat[a + 1..b].to_string(), ppid))
     }
 
-    /// Stops test servers whose test is gone (`jackd -n hf-test-<pid>` no longer the child of
+    /// Stops test servers whose test is gone (`jackd -n hf-test-<pid>-<n>` no longer the child of
     /// `<pid>`: its test process was killed before it could stop it), which would otherwise keep
     /// their slots for ever: SIGTERM, so that they free their slots themselves, and SIGKILL after
     /// 5 s. Returns how many it stopped.
     fn stop_orphaned_test_servers(file: &std::fs::File, ours: &str) -> Result<usize> {
         let mut orphans = Vec::new();
         for slot in read_slots(file)? {
-            let Some(test) = slot.name.strip_prefix(ours) else { continue };
-            let Ok(test) = test.trim_end_matches(':').parse::<i32>() else { continue };
+            let Some(rest) = slot.name.strip_prefix(ours) else { continue };
+            let Some((test, len)) = test_server_part(rest) else { continue };
+            if &rest[len..] != ":" {
+                continue;
+            }
             if let Some((name, parent)) = process(slot.pid) {
                 if name == "jackd" && parent != test {
                     // SAFETY: kill(2) on a jackd of ours that nobody waits for any more.
@@ -781,12 +807,12 @@ pub mod jack_registry {
                 let Some(rest) = file_name.strip_prefix(&sem_prefix).or_else(|| file_name.strip_prefix("jack_")) else {
                     continue;
                 };
-                let Some(pid) = rest.strip_prefix(TEST_SERVER_PREFIX) else { continue };
-                let digits = pid.bytes().take_while(u8::is_ascii_digit).count();
-                if digits == 0 || !pid[digits..].starts_with('_') {
+                let Some(rest) = rest.strip_prefix(TEST_SERVER_PREFIX) else { continue };
+                let Some((_, len)) = test_server_part(rest) else { continue };
+                if !rest[len..].starts_with('_') {
                     continue;
                 }
-                let server = format!("jack-{uid}:{TEST_SERVER_PREFIX}{}:", &pid[..digits]);
+                let server = format!("jack-{uid}:{TEST_SERVER_PREFIX}{}:", &rest[..len]);
                 if !registered.contains(&server) {
                     let _ = std::fs::remove_file(entry.path());
                 }

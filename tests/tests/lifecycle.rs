@@ -31,6 +31,16 @@ use hummingface_tests::sung_note;
 #[global_allocator]
 static ALLOC: AllocDisabler = AllocDisabler;
 
+/// Held by every test here: the thread and memory counts are the process's, so tests that
+/// share one (`cargo test` runs a file's tests as threads of one process; nextest, which `cargo
+/// xtask test` uses, gives each its own) must not run side by side. A failed test's poison is
+/// ignored: it says nothing about the next one.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Threads of this process right now.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
@@ -117,6 +127,7 @@ fn still_plays_a3(host: &mut InProcessHost, sr: u32) {
 
 #[test]
 fn thousand_activate_reset_deactivate_cycles_leak_no_thread_and_no_memory() {
+    let _alone = one_at_a_time();
     const SR: u32 = 48_000;
     const BLOCK: usize = 512;
     const WARMUP: usize = 100;
@@ -197,6 +208,7 @@ fn thousand_activate_reset_deactivate_cycles_leak_no_thread_and_no_memory() {
 
 #[test]
 fn two_hundred_instances_created_and_destroyed_leak_no_thread_and_no_memory() {
+    let _alone = one_at_a_time();
     const WARMUP: usize = 40;
     const INSTANCES: usize = 200;
     const BLOCK: usize = 512;
@@ -283,6 +295,7 @@ struct InstanceRun {
 
 #[test]
 fn eight_realtime_instances_in_one_process_play_their_own_notes() {
+    let _alone = one_at_a_time();
     const SR: u32 = 48_000;
     const BLOCK: usize = 256;
     const SECONDS: f32 = 3.0;
@@ -397,6 +410,7 @@ fn eight_realtime_instances_in_one_process_play_their_own_notes() {
 /// the singing goes on, and the piano plays as before.
 #[test]
 fn meters_and_pitch_feed_stop_while_no_editor_window_is_open() {
+    let _alone = one_at_a_time();
     let sr = 48_000;
     let mut host = InProcessHost::new(2, sr as f32, 512, true);
     piano_only(&host);

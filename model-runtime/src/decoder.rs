@@ -72,7 +72,7 @@ const PENDING_DROP: u32 = 2;
 /// onset's frame itself only ends the old note.
 const RESING_WAIT: u64 = 1;
 /// Onset probability whose rising edge re-articulates.
-pub(crate) const ONSET_PEAK: f32 = 0.65;
+const ONSET_PEAK: f32 = 0.65;
 /// Frames after an accepted onset during which no other is accepted.
 const REFRACTORY: u64 = 8;
 /// Frames after a note's start during which no onset is accepted (about 128 ms: a nasal or "l"
@@ -112,6 +112,68 @@ const LEAD_HOLD: u64 = 8;
 const LEAD_CEILING_DB: f32 = 0.0;
 /// Ring of pitch history (must exceed `CHANGE_FRAMES` and `RECENT + 1`).
 const RING: usize = 16;
+
+/// The decoder's thresholds that a listener's frames decide (the constants above are the
+/// defaults, fitted to the shipped listener). `cargo xtask eval fit-decoder` fits them to a
+/// listener on validation clips no held-out score uses; the engine runs the defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecoderTuning {
+    /// [`SETTLE_SPREAD`].
+    pub settle_spread: f32,
+    /// [`SETTLE_STEP`].
+    pub settle_step: f32,
+    /// [`WAIT_FRAMES`].
+    pub wait_frames: u64,
+    /// [`EXTRAPOLATE`].
+    pub extrapolate: f32,
+    /// [`OFF_FRAMES`].
+    pub off_frames: u32,
+    /// [`ONSET_PEAK`] (the listener's calibrated onset threshold applies when higher).
+    pub onset_peak: f32,
+    /// [`CHANGE_DEVIATION`].
+    pub change_deviation: f32,
+    /// [`CHANGE_JUMP`].
+    pub change_jump: f32,
+    /// [`SCOOP_RISE`].
+    pub scoop_rise: f32,
+    /// [`VIBRATO_MARGIN`].
+    pub vibrato_margin: f32,
+    /// [`CONFIDENCE_MIN`].
+    pub confidence_min: f32,
+    /// [`LEAD_GATE_DB`].
+    pub lead_gate_db: f32,
+    /// Added to the listener's calibrated voicing threshold (the strong one; the weak one
+    /// follows it), so that a fit leaves the model file as its training wrote it.
+    pub voicing_offset: f32,
+}
+
+impl Default for DecoderTuning {
+    fn default() -> Self {
+        DecoderTuning {
+            settle_spread: SETTLE_SPREAD,
+            settle_step: SETTLE_STEP,
+            wait_frames: WAIT_FRAMES,
+            extrapolate: EXTRAPOLATE,
+            off_frames: OFF_FRAMES,
+            onset_peak: ONSET_PEAK,
+            change_deviation: CHANGE_DEVIATION,
+            change_jump: CHANGE_JUMP,
+            scoop_rise: SCOOP_RISE,
+            vibrato_margin: VIBRATO_MARGIN,
+            confidence_min: CONFIDENCE_MIN,
+            lead_gate_db: LEAD_GATE_DB,
+            voicing_offset: 0.0,
+        }
+    }
+}
+
+impl DecoderTuning {
+    /// The thresholds of the decoder behind the lookahead placement
+    /// ([`NoteDecoder::for_placement`]; see [`crate::tracker::Voicing::for_placement`]).
+    pub fn placement() -> DecoderTuning {
+        DecoderTuning::default()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
@@ -209,6 +271,10 @@ impl NoteDecoder {
         }
     }
 
+    fn tuning(&self) -> &DecoderTuning {
+        &self.voicing.tuning
+    }
+
     fn at(&self, frame: u64) -> f32 {
         self.ring[(frame % RING as u64) as usize]
     }
@@ -227,7 +293,7 @@ impl NoteDecoder {
             lo = lo.min(p);
             hi = hi.max(p);
         }
-        hi - lo < SETTLE_SPREAD && (self.at(k) - self.at(k - 1)).abs() < SETTLE_STEP
+        hi - lo < self.tuning().settle_spread && (self.at(k) - self.at(k - 1)).abs() < self.tuning().settle_step
     }
 
     /// Whether a note may start at frame `k` on its newest pitch: a pitch an octave (or two)
@@ -248,7 +314,7 @@ impl NoteDecoder {
     /// and the listener is `sure` of it, or the start has waited [`WAIT_FRAMES`]; and an octave
     /// from the last note it has held (see [`NoteDecoder::confirmed`]).
     fn ready(&self, k: u64, since: u64, sure: bool) -> bool {
-        ((self.settled(k) && sure) || k >= since + WAIT_FRAMES) && self.confirmed(k)
+        ((self.settled(k) && sure) || k >= since + self.tuning().wait_frames) && self.confirmed(k)
     }
 
     /// Start a note at frame `k` (a new syllable, or a legato change when `legato`).
@@ -260,7 +326,7 @@ impl NoteDecoder {
             0.5 * (a + b)
         } else {
             // A pitch still rising (a scoop from below) is extrapolated towards where it goes.
-            b + EXTRAPOLATE * (b - a).max(0.0)
+            b + self.tuning().extrapolate * (b - a).max(0.0)
         };
         let snapped = c.scale.snap(c.key, pitch);
         let note = (snapped + c.transpose).clamp(21, 108) as u8;
@@ -290,7 +356,7 @@ impl NoteDecoder {
         self.ring[(k % RING as u64) as usize] = if voiced { post.pitch } else { f32::NAN };
         // A pitch the listener is unsure of (an octave or another voice competes) starts no note
         // and changes none on its own: only the fallback after WAIT_FRAMES does.
-        let sure = post.confidence.is_nan() || post.confidence >= CONFIDENCE_MIN;
+        let sure = post.confidence.is_nan() || post.confidence >= self.tuning().confidence_min;
         self.last_pitch = if voiced { post.pitch } else { f32::NAN };
 
         // Running centre (frames up to k − CHANGE_FRAMES) and excursion (up to k − recent − 1)
@@ -310,7 +376,7 @@ impl NoteDecoder {
             }
         }
 
-        let th = self.voicing.onset_peak().unwrap_or(ONSET_PEAK);
+        let th = self.voicing.onset_peak().unwrap_or(self.tuning().onset_peak);
         let rising = post.flux > th && self.prev_onset_prob <= th;
         self.prev_onset_prob = post.flux;
         let onset = rising && self.last_onset.is_none_or(|o| k >= o + REFRACTORY);
@@ -328,7 +394,7 @@ impl NoteDecoder {
             self.lead_db = self.lead_db.max(held);
         }
         // Background voices and tails far below the lead voice start nothing.
-        let loud_enough = post.level_db > self.lead_db - LEAD_GATE_DB;
+        let loud_enough = post.level_db > self.lead_db - self.tuning().lead_gate_db;
 
         match self.state {
             State::Idle => {
@@ -362,7 +428,7 @@ impl NoteDecoder {
                 if !voiced {
                     self.unvoiced += 1;
                     self.onset_in_break |= onset;
-                    if self.unvoiced >= OFF_FRAMES && k >= start + min_frames {
+                    if self.unvoiced >= self.tuning().off_frames && k >= start + min_frames {
                         emit(TrackEvent::Off { note });
                         self.state = State::Idle;
                         self.unvoiced = 0;
@@ -393,18 +459,18 @@ impl NoteDecoder {
                     }
                 }
                 let mean = sum / n.max(1) as f32;
-                let mut threshold = CHANGE_DEVIATION;
+                let mut threshold = self.tuning().change_deviation;
                 if self.excursion_max.is_finite() {
                     let excursion = (self.excursion_max - centre).max(centre - self.excursion_min);
-                    threshold = threshold.max(excursion + VIBRATO_MARGIN);
+                    threshold = threshold.max(excursion + self.tuning().vibrato_margin);
                 }
                 let newest = self.at(k);
                 let newest_snapped = c.scale.snap(c.key, newest);
                 // A scooped attack that started on the semitone below: the pitch settles one
                 // semitone up within the note's first frames.
-                let scooped = k < start + SCOOP_FRAMES && newest - snapped as f32 > SCOOP_RISE && newest_snapped == snapped + 1;
+                let scooped = k < start + SCOOP_FRAMES && newest - snapped as f32 > self.tuning().scoop_rise && newest_snapped == snapped + 1;
                 let moved = newest_snapped != snapped
-                    && (scooped || ((mean - centre).abs() > threshold && c.scale.snap(c.key, mean) != snapped) || (newest - centre).abs() > CHANGE_JUMP);
+                    && (scooped || ((mean - centre).abs() > threshold && c.scale.snap(c.key, mean) != snapped) || (newest - centre).abs() > self.tuning().change_jump);
                 if moved && sure && self.confirmed(k) {
                     self.start(k, true, c, velocity, emit);
                 }
@@ -483,7 +549,7 @@ mod rules {
 
     /// Note-ons (frame, note) the decoder makes of `frames`.
     fn note_ons(frames: impl IntoIterator<Item = FramePosterior>) -> Vec<(u64, u8)> {
-        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5) };
+        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5), tuning: DecoderTuning::default() };
         let mut d = NoteDecoder::new(HOP_S, voicing);
         let c = Controls::default();
         let mut out = Vec::new();
@@ -517,7 +583,7 @@ mod rules {
 
     #[test]
     fn a_legato_semitone_step_changes_the_note_for_placement() {
-        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5) };
+        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5), tuning: DecoderTuning::default() };
         let c = Controls::default();
         let run = |mut d: NoteDecoder, pitch: &dyn Fn(usize) -> f32| {
             let mut out = Vec::new();

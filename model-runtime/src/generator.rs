@@ -151,9 +151,9 @@ pub fn voicing_for(kind: ListenerKind, model: &Model) -> Voicing {
         (ListenerKind::Trained, Some(c)) => {
             let c = &c.data;
             let gate_db = if c[3] < 0.0 { c[3] } else { v[2] };
-            Voicing { threshold: c[0], gate_db, gate_span_db: v[3], onset_threshold: Some(c[1]) }
+            Voicing { threshold: c[0], gate_db, gate_span_db: v[3], onset_threshold: Some(c[1]), tuning: Default::default() }
         }
-        _ => Voicing { threshold: v[0], gate_db: v[2], gate_span_db: v[3], onset_threshold: None },
+        _ => Voicing { threshold: v[0], gate_db: v[2], gate_span_db: v[3], onset_threshold: None, tuning: Default::default() },
     }
 }
 

@@ -472,6 +472,12 @@ impl Decoder {
 
     /// [`Decoder::new`], placing as `p` says.
     pub fn with_placement(t: &Timing, voicing: Voicing, delay: usize, p: Placement) -> Decoder {
+        Decoder::with_voicing(t, voicing.for_placement(), delay, p)
+    }
+
+    /// [`Decoder::with_placement`] deciding with `voicing` as it is (its decoder thresholds
+    /// included: [`Decoder::new`] takes [`Voicing::for_placement`]'s).
+    pub fn with_voicing(t: &Timing, voicing: Voicing, delay: usize, p: Placement) -> Decoder {
         Decoder {
             tracker: NoteTracker::for_placement(t.hop_seconds(), t.lookahead_hops, voicing),
             voicing,
@@ -589,10 +595,17 @@ pub fn decode(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing: Voic
 
 /// [`decode`], placing as `p` says.
 pub fn decode_with(frames: &[ListenerFrame], audio: &[f32], t: &Timing, voicing: Voicing, controls: &Controls, delay: usize, p: Placement) -> Decoded {
-    let mut d = Decoder::with_placement(t, voicing, delay, p);
+    decode_tuned(frames, audio, t, voicing, voicing.for_placement(), controls, delay, p)
+}
+
+/// [`decode_with`], the live notes decided with `live` and the placed ones with `placed` (each
+/// with its own decoder thresholds: `cargo xtask eval fit-decoder`).
+#[allow(clippy::too_many_arguments)]
+pub fn decode_tuned(frames: &[ListenerFrame], audio: &[f32], t: &Timing, live: Voicing, placed: Voicing, controls: &Controls, delay: usize, p: Placement) -> Decoded {
+    let mut d = Decoder::with_voicing(t, placed, delay, p);
     // What `Live` plays: the live path's own tracker on the same frames (the placer's is tuned
     // for placement, see `NoteDecoder::for_placement`), its decisions at the decoder's hops.
-    let mut tracker = NoteTracker::new(t.hop_seconds(), t.lookahead_hops, voicing);
+    let mut tracker = NoteTracker::new(t.hop_seconds(), t.lookahead_hops, live);
     let mut prev_energy = 0.0;
     let (mut live, mut decided, mut placed) = (Collector::default(), Collector::default(), Collector::default());
     let mut out = Decoded::default();

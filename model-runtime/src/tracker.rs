@@ -67,21 +67,34 @@ pub struct Voicing {
     /// frames to [`crate::decoder::NoteDecoder`] (which re-articulates on rising edges through
     /// this threshold or 0.65, whichever is higher); `None` (v0): the rules of this module.
     pub onset_threshold: Option<f32>,
+    /// The note decoder's thresholds (trained listeners only; v0's rules ignore them).
+    pub tuning: crate::decoder::DecoderTuning,
 }
 
 impl Voicing {
     /// The onset probability a re-articulation rises through: the calibrated threshold or
-    /// [`crate::decoder::ONSET_PEAK`], whichever is higher; `None` for listeners without an
+    /// the decoder's onset peak ([`crate::decoder::DecoderTuning::onset_peak`]), whichever is higher; `None` for listeners without an
     /// onset output.
     pub fn onset_peak(&self) -> Option<f32> {
-        self.onset_threshold.map(|t| t.max(crate::decoder::ONSET_PEAK))
+        self.onset_threshold.map(|t| t.max(self.tuning.onset_peak))
+    }
+
+    /// This voicing with the thresholds of the decoder behind the lookahead placement
+    /// ([`crate::decoder::DecoderTuning::placement`]), for listeners decoded by
+    /// [`crate::decoder::NoteDecoder`]; v0's rules keep theirs.
+    pub fn for_placement(self) -> Voicing {
+        if self.onset_threshold.is_some() {
+            Voicing { tuning: crate::decoder::DecoderTuning::placement(), ..self }
+        } else {
+            self
+        }
     }
 
     /// Whether `p` is voiced at the strong threshold (`weak = false`) or the weak one, with the
     /// threshold and level gate moved by the sensitivity.
     pub fn is_voiced(&self, p: &FramePosterior, c: &Controls, weak: bool) -> bool {
         let s = c.sensitivity - 0.5;
-        let threshold = self.threshold * if weak { WEAK_FRACTION } else { 1.0 } - 0.2 * s;
+        let threshold = (self.threshold + self.tuning.voicing_offset) * if weak { WEAK_FRACTION } else { 1.0 } - 0.2 * s;
         let gate = self.gate_db - self.gate_span_db * s;
         p.periodicity > threshold && p.hop_db > gate
     }

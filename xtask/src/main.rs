@@ -32,6 +32,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   eval listener-real [--model FILE] [--png FILE]
                                    both listeners on ../shared/data/real-singing (docs/listener-real.png;
                                    with --model: that file's trained listener, runs/listener-real.png)
+  eval fit-decoder [--model FILE] [--clips N] [--clean-clips M] [--rounds R] [--no-heldout]
+                                   fit the note decoder's thresholds to a listener on validation clips, then score them held out
   eval listener-frames FILE [A B]  the trained listener's frames of a recording from A to B s (pitch, confidence, voicing, onset)
   eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)
   train listener [--steps N ...]   train the listener network (writes assets/hummingface-v1.safetensors)
@@ -87,6 +89,7 @@ fn main() -> Result<()> {
         "eval" if rest.first().map(String::as_str) == Some("listener-dump") => train::dump_listener(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-real") => train::eval_listener_real(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("placement-curve") => train::placement_curve(&root, &rest[1..]),
+        "eval" if rest.first().map(String::as_str) == Some("fit-decoder") => train::fit_decoder(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("listener-frames") => train::listener_frames(&root, &rest[1..]),
         "eval" if rest.first().map(String::as_str) == Some("pianist") => pianist_eval::eval_pianist(&root, &rest[1..]),
         "eval" => eval(rest.first().and_then(|s| s.parse().ok()).unwrap_or(24), rest.iter().any(|a| a == "--trained"), rest.iter().any(|a| a == "--lookahead")),

@@ -347,6 +347,55 @@ pub fn placement_curve(model: Arc<Model>, first: u64, n: usize, strength: f32, s
     Ok(total)
 }
 
+/// First clip (after [`HELDOUT_FIRST_SEED`]) of the validation clips the decoder's thresholds
+/// are fitted on (`cargo xtask eval fit-decoder`): the same generator and augmentation as the
+/// held-out clips, seeds far past every held-out set the evaluations score (clips 0–299).
+pub const VALIDATION_FIRST_CLIP: u64 = 10_000;
+
+/// A clip the trained listener has heard once: its frames, kept to be decoded many times.
+pub struct HeardClip {
+    clip: Clip,
+    frames: Vec<ListenerFrame>,
+    t: Timing,
+}
+
+/// The trained listener's frames on `n` held-out-generator clips from clip `first` on (clean
+/// clips when `strength` is 0).
+pub fn hear_clips(model: &Model, first: u64, n: usize, strength: f32) -> candle_core::Result<Vec<HeardClip>> {
+    (first..first + n as u64)
+        .into_par_iter()
+        .map(|i| {
+            let (clip, _, _) = make_clip_with(HELDOUT_FIRST_SEED + i, Split::Heldout, strength);
+            let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
+            let frames = crate::generator::single_threaded(|| listener_frames(Which::Trained, model, &clip.audio, &t))?;
+            Ok(HeardClip { clip, frames, t })
+        })
+        .collect()
+}
+
+/// Live and placed note scores of `clips`, the live notes decided with `live` and the placed
+/// ones with `placed` (their decoder thresholds included), against the reference.
+pub fn score_heard(model: &Model, clips: &[HeardClip], live: Voicing, placed: Voicing) -> (NoteScore, NoteScore) {
+    let delay = crate::generator::detection_delay(ListenerKind::Trained, model);
+    clips
+        .par_iter()
+        .map(|h| {
+            let d = crate::lookahead::decode_tuned(&h.frames, &h.clip.audio, &h.t, live, placed, &Controls::default(), delay, crate::lookahead::Placement::SHIPPED);
+            let secs = |v: &[HopNote]| HopNote::onsets(v, h.t.hop_seconds());
+            (score_notes(&h.clip.notes, &secs(&d.notes), 0.05, 0.5), score_notes(&h.clip.notes, &secs(&d.placed), 0.05, 0.5))
+        })
+        .reduce(Default::default, |mut a, b| {
+            a.0.add(&b.0);
+            a.1.add(&b.1);
+            a
+        })
+}
+
+/// The trained listener's voicing calibration from `model`, as the engine reads it.
+pub fn trained_voicing(model: &Model) -> Voicing {
+    voicing_for(Which::Trained, model)
+}
+
 /// Everything about the trained listener on held-out clip `i` that a note-error breakdown
 /// needs, as JSON (`cargo xtask eval listener-dump`): the reference notes and how they were
 /// sung, the reference pitch per hop, the listener's frames with the tracker's levels, and the

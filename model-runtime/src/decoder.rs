@@ -168,10 +168,79 @@ impl Default for DecoderTuning {
 }
 
 impl DecoderTuning {
-    /// The thresholds of the decoder behind the lookahead placement
-    /// ([`NoteDecoder::for_placement`]; see [`crate::tracker::Voicing::for_placement`]).
+    /// Values in a model file's `listener.net.decoder` row (see [`DecoderTuning::to_row`]).
+    pub const ROW: usize = 13;
+
+    /// The thresholds of the decoder behind the lookahead placement when the model file names
+    /// none ([`NoteDecoder::for_placement`]; see [`crate::tracker::Voicing::for_placement`]).
     pub fn placement() -> DecoderTuning {
         DecoderTuning::default()
+    }
+
+    /// As a row of a model file's `listener.net.decoder` tensor (field order).
+    pub fn to_row(&self) -> [f32; Self::ROW] {
+        [
+            self.settle_spread,
+            self.settle_step,
+            self.wait_frames as f32,
+            self.extrapolate,
+            self.off_frames as f32,
+            self.onset_peak,
+            self.change_deviation,
+            self.change_jump,
+            self.scoop_rise,
+            self.vibrato_margin,
+            self.confidence_min,
+            self.lead_gate_db,
+            self.voicing_offset,
+        ]
+    }
+
+    /// From a row written by [`DecoderTuning::to_row`]; an error names the value out of its range.
+    pub fn from_row(r: &[f32]) -> Result<DecoderTuning, String> {
+        if r.len() != Self::ROW {
+            return Err(format!("{} values, want {}", r.len(), Self::ROW));
+        }
+        let checks: [(&str, f32, f32, f32); Self::ROW] = [
+            ("settle spread", r[0], 0.0, 12.0),
+            ("settle step", r[1], 0.0, 12.0),
+            ("wait frames", r[2], 1.0, 64.0),
+            ("extrapolate", r[3], 0.0, 16.0),
+            ("off frames", r[4], 1.0, 64.0),
+            ("onset peak", r[5], 0.0, 1.0),
+            ("change deviation", r[6], 0.0, 12.0),
+            ("change jump", r[7], 0.0, 24.0),
+            ("scoop rise", r[8], 0.0, 1.0),
+            ("vibrato margin", r[9], 0.0, 12.0),
+            ("confidence min", r[10], 0.0, 1.0),
+            ("lead gate dB", r[11], 0.0, 200.0),
+            ("voicing offset", r[12], -1.0, 1.0),
+        ];
+        for (name, v, lo, hi) in checks {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!("{name} {v} outside {lo}..={hi}"));
+            }
+        }
+        for (name, v) in [("wait frames", r[2]), ("off frames", r[4])] {
+            if v.fract() != 0.0 {
+                return Err(format!("{name} {v} is not a whole number of frames"));
+            }
+        }
+        Ok(DecoderTuning {
+            settle_spread: r[0],
+            settle_step: r[1],
+            wait_frames: r[2] as u64,
+            extrapolate: r[3],
+            off_frames: r[4] as u32,
+            onset_peak: r[5],
+            change_deviation: r[6],
+            change_jump: r[7],
+            scoop_rise: r[8],
+            vibrato_margin: r[9],
+            confidence_min: r[10],
+            lead_gate_db: r[11],
+            voicing_offset: r[12],
+        })
     }
 }
 
@@ -486,6 +555,21 @@ mod rules {
 
     const HOP_S: f32 = 256.0 / 48000.0;
 
+    #[test]
+    fn thresholds_round_trip_through_a_model_file_row_and_bad_ones_are_refused() {
+        let fitted = DecoderTuning { settle_spread: 0.2, wait_frames: 15, off_frames: 5, confidence_min: 0.8, voicing_offset: -0.15, ..DecoderTuning::default() };
+        for t in [DecoderTuning::default(), DecoderTuning::placement(), fitted] {
+            assert_eq!(DecoderTuning::from_row(&t.to_row()), Ok(t));
+        }
+        let mut row = fitted.to_row();
+        row[2] = 2.5;
+        assert_eq!(DecoderTuning::from_row(&row), Err("wait frames 2.5 is not a whole number of frames".to_string()));
+        row[2] = 9.0;
+        row[5] = -0.1;
+        assert_eq!(DecoderTuning::from_row(&row), Err("onset peak -0.1 outside 0..=1".to_string()));
+        assert!(DecoderTuning::from_row(&row[..12]).is_err());
+    }
+
     fn frame(pitch: f32, level_db: f32, confidence: f32) -> FramePosterior {
         FramePosterior { pitch, confidence, periodicity: if pitch.is_finite() { 0.99 } else { 0.01 }, flux: 0.0, hop_db: level_db, level_db }
     }
@@ -549,7 +633,7 @@ mod rules {
 
     /// Note-ons (frame, note) the decoder makes of `frames`.
     fn note_ons(frames: impl IntoIterator<Item = FramePosterior>) -> Vec<(u64, u8)> {
-        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5), tuning: DecoderTuning::default() };
+        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5), tuning: DecoderTuning::default(), placed: DecoderTuning::placement() };
         let mut d = NoteDecoder::new(HOP_S, voicing);
         let c = Controls::default();
         let mut out = Vec::new();
@@ -583,7 +667,7 @@ mod rules {
 
     #[test]
     fn a_legato_semitone_step_changes_the_note_for_placement() {
-        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5), tuning: DecoderTuning::default() };
+        let voicing = Voicing { threshold: 0.5, gate_db: -80.0, gate_span_db: 20.0, onset_threshold: Some(0.5), tuning: DecoderTuning::default(), placed: DecoderTuning::placement() };
         let c = Controls::default();
         let run = |mut d: NoteDecoder, pitch: &dyn Fn(usize) -> f32| {
             let mut out = Vec::new();

@@ -4,6 +4,7 @@ use candle_core::Device;
 use realfft::num_complex::Complex32;
 
 use crate::controls::Controls;
+use crate::decoder::DecoderTuning;
 use crate::listener::{ListenerFrame, ListenerV0};
 use crate::listener_net::ListenerNet;
 use crate::model::{DeviceChoice, Model};
@@ -151,9 +152,19 @@ pub fn voicing_for(kind: ListenerKind, model: &Model) -> Voicing {
         (ListenerKind::Trained, Some(c)) => {
             let c = &c.data;
             let gate_db = if c[3] < 0.0 { c[3] } else { v[2] };
-            Voicing { threshold: c[0], gate_db, gate_span_db: v[3], onset_threshold: Some(c[1]), tuning: Default::default() }
+            // The decoder's thresholds fitted to this listener (`cargo xtask eval fit-decoder
+            // --write`), live and placed; the defaults when the file has none. Validated when
+            // the file was read.
+            let (tuning, placed) = match model.get(crate::model::DECODER_TUNING) {
+                Some(t) => (
+                    DecoderTuning::from_row(&t.data[..DecoderTuning::ROW]).unwrap_or_default(),
+                    DecoderTuning::from_row(&t.data[DecoderTuning::ROW..]).unwrap_or_else(|_| DecoderTuning::placement()),
+                ),
+                None => (DecoderTuning::default(), DecoderTuning::placement()),
+            };
+            Voicing { threshold: c[0], gate_db, gate_span_db: v[3], onset_threshold: Some(c[1]), tuning, placed }
         }
-        _ => Voicing { threshold: v[0], gate_db: v[2], gate_span_db: v[3], onset_threshold: None, tuning: Default::default() },
+        _ => Voicing { threshold: v[0], gate_db: v[2], gate_span_db: v[3], onset_threshold: None, tuning: DecoderTuning::default(), placed: DecoderTuning::placement() },
     }
 }
 

@@ -97,6 +97,10 @@ pub struct Model {
     tensors: HashMap<&'static str, HostTensor>,
 }
 
+/// The optional tensor of a model file that holds the note decoder's thresholds fitted to its
+/// listener: two [`crate::decoder::DecoderTuning`] rows, live then placed.
+pub const DECODER_TUNING: &str = "listener.net.decoder";
+
 impl Model {
     /// The weights compiled into the binary.
     pub fn embedded() -> Arc<Model> {
@@ -168,6 +172,14 @@ impl Model {
                 }
                 tensors.insert(CONTEXT_NAME, t);
             }
+        }
+        // Optional: the note decoder's thresholds fitted to this listener, live and placed.
+        if has_net && st.names().contains(&DECODER_TUNING) {
+            let t = read(DECODER_TUNING, &[2 * crate::decoder::DecoderTuning::ROW])?;
+            for (row, what) in t.data.chunks_exact(crate::decoder::DecoderTuning::ROW).zip(["live", "placed"]) {
+                crate::decoder::DecoderTuning::from_row(row).map_err(|e| ModelError::Format(format!("tensor '{DECODER_TUNING}' ({what}): {e}")))?;
+            }
+            tensors.insert(DECODER_TUNING, t);
         }
         // The trained pianist likewise.
         if st.names().iter().any(|n| n.starts_with("pianist.net.")) {

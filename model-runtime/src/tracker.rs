@@ -69,6 +69,8 @@ pub struct Voicing {
     pub onset_threshold: Option<f32>,
     /// The note decoder's thresholds (trained listeners only; v0's rules ignore them).
     pub tuning: crate::decoder::DecoderTuning,
+    /// Those of the decoder behind the lookahead placement ([`Voicing::for_placement`]).
+    pub placed: crate::decoder::DecoderTuning,
 }
 
 impl Voicing {
@@ -80,11 +82,11 @@ impl Voicing {
     }
 
     /// This voicing with the thresholds of the decoder behind the lookahead placement
-    /// ([`crate::decoder::DecoderTuning::placement`]), for listeners decoded by
-    /// [`crate::decoder::NoteDecoder`]; v0's rules keep theirs.
+    /// ([`Voicing::placed`]), for listeners decoded by [`crate::decoder::NoteDecoder`]; v0's
+    /// rules keep theirs.
     pub fn for_placement(self) -> Voicing {
         if self.onset_threshold.is_some() {
-            Voicing { tuning: crate::decoder::DecoderTuning::placement(), ..self }
+            Voicing { tuning: self.placed, ..self }
         } else {
             self
         }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hummingface::{EngineInfo, MODEL_ENV};
+use hummingface_runtime::decoder::DecoderTuning;
 use hummingface_runtime::model::EMBEDDED_WEIGHTS;
 use hummingface_runtime::Model;
 use hummingface_tests::inproc::{all_params, set_normalized, InProcessHost};
@@ -100,6 +101,14 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
     let far_context = edited(&|t| {
         t.push(("listener.net.context", hummingface_runtime::model::HostTensor { shape: vec![6], data: vec![0.0, 1.0, 2.0, 3.0, 5.0, 100.0] }))
     });
+    // The decoder's thresholds fitted to the listener (`eval fit-decoder --write`), one out of
+    // its range: the live row's pitch confidence 1.5 (a share, at most 1).
+    let bad_thresholds = edited(&|t| {
+        t.retain(|(n, _)| *n != "listener.net.decoder");
+        let mut rows: Vec<f32> = [DecoderTuning::default().to_row(), DecoderTuning::placement().to_row()].concat();
+        rows[10] = 1.5;
+        t.push(("listener.net.decoder", hummingface_runtime::model::HostTensor { shape: vec![rows.len()], data: rows }))
+    });
     vec![
         ("missing file", dir.join("nowhere.safetensors"), words(&["cannot read model file", "nowhere.safetensors"])),
         ("a directory", dir.to_path_buf(), words(&["cannot read model file"])),
@@ -114,6 +123,7 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
         ("one infinite weight", write("inf.safetensors", &assemble(&h, &inf)), words(&["non-finite", &name])),
         ("listener of another detection delay", write("delay8.safetensors", &other_delay), words(&["looks 8 hops ahead", "listeners that look 3 hops ahead"])),
         ("context offset out of range", write("context100.safetensors", &far_context), words(&["listener.net.context", "holds 100"])),
+        ("decoder threshold out of range", write("decoder-thresholds.safetensors", &bad_thresholds), words(&["listener.net.decoder", "(live)", "confidence min 1.5"])),
     ]
 }
 

@@ -725,19 +725,23 @@ fn read_mono_wav(path: &Path) -> Result<(Vec<f32>, f32)> {
 }
 
 /// `cargo xtask eval fit-decoder [--model FILE] [--clips N] [--clean-clips M] [--rounds R]
-/// [--min-gain G] [--no-heldout]`: fits the note decoder's thresholds
+/// [--min-gain G] [--only live|placed] [--write] [--no-heldout]`: fits the note decoder's thresholds
 /// ([`hummingface_runtime::decoder::DecoderTuning`], the voicing threshold's offset included) to
 /// a listener by coordinate descent on validation clips (the held-out generator from clip
 /// [`VALIDATION_FIRST_CLIP`] on: N noisy, then M clean; no held-out score uses them), once for
-/// the live decoder and once for the one behind the lookahead placement, each maximising its
+/// the live decoder and once for the one behind the lookahead placement (`--only live|placed`:
+/// that one alone, the other keeping the file's), each maximising its
 /// note F1 on the noisy clips plus its note F1 on the clean ones; then scores the shipped
 /// thresholds and the fitted ones side by side on the held-out sets (clips 0–59, 60–179,
 /// 180–299, 60 clean) and on fresh clips nothing was chosen on (600 noisy and 200 clean, from
-/// clip `VALIDATION_FIRST_CLIP + 10 000`).
+/// clip `VALIDATION_FIRST_CLIP + 10 000`). The search starts from the file's thresholds (the
+/// decoder's defaults when it has none); `--write` stores the fitted ones in the model file
+/// (tensor `listener.net.decoder`), where the engine and the CLI read them.
 pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
     use hummingface_runtime::decoder::DecoderTuning;
     use hummingface_runtime::eval::NoteScore;
     use hummingface_runtime::train::evaluate::{hear_clips, score_heard, trained_voicing, HeardClip, VALIDATION_FIRST_CLIP};
+    use hummingface_runtime::model::DECODER_TUNING;
     use hummingface_runtime::tracker::Voicing;
     let model_path: PathBuf = flag::<String>(args, "--model")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
     let model = Model::from_file(&model_path)?;
@@ -777,10 +781,18 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
     let live0 = trained_voicing(&model);
     let placed0 = live0.for_placement();
     let mut fitted = [live0, placed0];
+    // `--only live|placed`: fit that path's thresholds and keep the file's for the other.
+    let only = flag::<String>(args, "--only")?;
+    if let Some(o) = &only {
+        anyhow::ensure!(o == "live" || o == "placed", "--only takes live or placed, not {o:?}");
+    }
     for (mode, name) in ["live", "placed"].into_iter().enumerate() {
+        if only.as_ref().is_some_and(|o| o != name) {
+            continue;
+        }
         let at = |v: &[Voicing; 2]| score(v[0], v[1])[mode];
         let mut best = at(&fitted);
-        println!("{name}, shipped thresholds: noisy {:.3}, clean {:.3} ({:?})", best[0], best[1], fitted[mode].tuning);
+        println!("{name}, the file's thresholds: noisy {:.3}, clean {:.3} ({:?})", best[0], best[1], fitted[mode].tuning);
         for round in 1..=rounds {
             let mut moved = false;
             for (knob, values, set) in &knobs {
@@ -806,6 +818,12 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
         println!("{name}, fitted: noisy {:.3}, clean {:.3} ({:?})", best[0], best[1], fitted[mode].tuning);
     }
     println!("fitted in {:.0} s", t0.elapsed().as_secs_f32());
+    if args.iter().any(|a| a == "--write") {
+        let data: Vec<f32> = fitted.iter().flat_map(|v| v.tuning.to_row()).collect();
+        let tensor = hummingface_runtime::model::HostTensor { shape: vec![data.len()], data };
+        let bytes = crate::pianist::write_model(&model, DECODER_TUNING, vec![(DECODER_TUNING, tensor)], &model_path)?;
+        println!("wrote the fitted thresholds into {} ({bytes} bytes, tensor '{DECODER_TUNING}')", model_path.display());
+    }
     if args.iter().any(|a| a == "--no-heldout") {
         return Ok(());
     }
@@ -820,7 +838,7 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
         ("fresh: 600 noisy clips", fresh, 600, 1.0),
         ("fresh: 200 clean clips", fresh + 600, 200, 0.0),
     ];
-    println!("note F1, shipped thresholds → fitted:");
+    println!("note F1, the file's thresholds → fitted:");
     let pr = |a: &NoteScore, b: &NoteScore| format!("{:.3} → {:.3} (P {:.3} → {:.3}, R {:.3} → {:.3})", a.f1(), b.f1(), a.precision(), b.precision(), a.recall(), b.recall());
     for (name, first, n, strength) in sets {
         let heard: Vec<HeardClip> = hear_clips(&model, first, n, strength)?;

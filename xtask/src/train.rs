@@ -725,22 +725,24 @@ fn read_mono_wav(path: &Path) -> Result<(Vec<f32>, f32)> {
 }
 
 /// `cargo xtask eval fit-decoder [--model FILE] [--clips N] [--clean-clips M] [--rounds R]
-/// [--min-gain G] [--only live|placed] [--write] [--no-heldout]`: fits the note decoder's thresholds
+/// [--melodies K] [--min-gain G] [--only live|placed] [--write] [--no-heldout]`: fits the note decoder's thresholds
 /// ([`hummingface_runtime::decoder::DecoderTuning`], the voicing threshold's offset included) to
 /// a listener by coordinate descent on validation clips (the held-out generator from clip
 /// [`VALIDATION_FIRST_CLIP`] on: N noisy, then M clean; no held-out score uses them), once for
 /// the live decoder and once for the one behind the lookahead placement (`--only live|placed`:
-/// that one alone, the other keeping the file's), each maximising its
-/// note F1 on the noisy clips plus its note F1 on the clean ones; then scores the shipped
-/// thresholds and the fitted ones side by side on the held-out sets (clips 0–59, 60–179,
-/// 180–299, 60 clean) and on fresh clips nothing was chosen on (600 noisy and 200 clean, from
-/// clip `VALIDATION_FIRST_CLIP + 10 000`). The search starts from the file's thresholds (the
+/// that one alone, the other keeping the file's), each maximising the sum of its note F1 on the
+/// noisy clips, on the clean ones and on K melodies of `cargo xtask eval`'s singer (seeds
+/// [`VALIDATION_FIRST_MELODY`].., `--melodies K`, 120 by default); then scores the file's
+/// thresholds and the fitted ones side by side on the 24 eval melodies, the held-out sets
+/// (clips 0–59, 60–179, 180–299, 60 clean) and on fresh clips and melodies nothing was chosen on
+/// (600 noisy and 200 clean from clip `VALIDATION_FIRST_CLIP + 10 000`, 120 melodies from seed
+/// `VALIDATION_FIRST_MELODY + 10 000`). The search starts from the file's thresholds (the
 /// decoder's defaults when it has none); `--write` stores the fitted ones in the model file
 /// (tensor `listener.net.decoder`), where the engine and the CLI read them.
 pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
     use hummingface_runtime::decoder::DecoderTuning;
     use hummingface_runtime::eval::NoteScore;
-    use hummingface_runtime::train::evaluate::{hear_clips, score_heard, trained_voicing, HeardClip, VALIDATION_FIRST_CLIP};
+    use hummingface_runtime::train::evaluate::{hear_clips, hear_melodies, score_heard, trained_voicing, HeardClip, VALIDATION_FIRST_CLIP, VALIDATION_FIRST_MELODY};
     use hummingface_runtime::model::DECODER_TUNING;
     use hummingface_runtime::tracker::Voicing;
     let model_path: PathBuf = flag::<String>(args, "--model")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
@@ -754,13 +756,23 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
     let mut min_gain = 0.002f32;
     set_flag(args, "--min-gain", &mut min_gain)?;
     let t0 = std::time::Instant::now();
+    let mut n_melodies = 120usize;
+    set_flag(args, "--melodies", &mut n_melodies)?;
     let noisy = hear_clips(&model, VALIDATION_FIRST_CLIP, n_noisy, 1.0)?;
     let clean = hear_clips(&model, VALIDATION_FIRST_CLIP + n_noisy as u64, n_clean, 0.0)?;
-    println!("{}: heard {n_noisy} noisy and {n_clean} clean validation clips in {:.1} s", model_path.display(), t0.elapsed().as_secs_f32());
-    // Per mode (0 live, 1 placed): F1 on the noisy clips, on the clean ones.
-    let score = |live: Voicing, placed: Voicing| -> [[f32; 2]; 2] {
+    let melodies = hear_melodies(&model, VALIDATION_FIRST_MELODY, n_melodies)?;
+    println!(
+        "{}: heard {n_noisy} noisy and {n_clean} clean validation clips and {n_melodies} melodies of the other singer in {:.1} s",
+        model_path.display(),
+        t0.elapsed().as_secs_f32()
+    );
+    // Per mode (0 live, 1 placed): F1 on the noisy clips, on the clean ones, on the melodies
+    // (the singer of `cargo xtask eval`, clean: a voice the training's singer is not).
+    let score = |live: Voicing, placed: Voicing| -> [[f32; 3]; 2] {
         let (a, b) = (score_heard(&model, &noisy, live, placed), score_heard(&model, &clean, live, placed));
-        [[a.0.f1(), b.0.f1()], [a.1.f1(), b.1.f1()]]
+        let c = if melodies.is_empty() { (a.0.clone(), a.1.clone()) } else { score_heard(&model, &melodies, live, placed) };
+        let m = |x: &NoteScore| if melodies.is_empty() { 0.0 } else { x.f1() };
+        [[a.0.f1(), b.0.f1(), m(&c.0)], [a.1.f1(), b.1.f1(), m(&c.1)]]
     };
     type Set = fn(&mut DecoderTuning, f32);
     let knobs: Vec<(&str, Vec<f32>, Set)> = vec![
@@ -792,7 +804,8 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
         }
         let at = |v: &[Voicing; 2]| score(v[0], v[1])[mode];
         let mut best = at(&fitted);
-        println!("{name}, the file's thresholds: noisy {:.3}, clean {:.3} ({:?})", best[0], best[1], fitted[mode].tuning);
+        let total = |s: &[f32; 3]| s.iter().sum::<f32>();
+        println!("{name}, the file's thresholds: noisy {:.3}, clean {:.3}, melodies {:.3} ({:?})", best[0], best[1], best[2], fitted[mode].tuning);
         for round in 1..=rounds {
             let mut moved = false;
             for (knob, values, set) in &knobs {
@@ -803,8 +816,8 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
                         continue;
                     }
                     let s = at(&v);
-                    if s[0] + s[1] > best[0] + best[1] + min_gain {
-                        println!("  round {round}: {knob} {x} → noisy {:.3}, clean {:.3}", s[0], s[1]);
+                    if total(&s) > total(&best) + min_gain {
+                        println!("  round {round}: {knob} {x} → noisy {:.3}, clean {:.3}, melodies {:.3}", s[0], s[1], s[2]);
                         fitted = v;
                         best = s;
                         moved = true;
@@ -815,7 +828,7 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
                 break;
             }
         }
-        println!("{name}, fitted: noisy {:.3}, clean {:.3} ({:?})", best[0], best[1], fitted[mode].tuning);
+        println!("{name}, fitted: noisy {:.3}, clean {:.3}, melodies {:.3} ({:?})", best[0], best[1], best[2], fitted[mode].tuning);
     }
     println!("fitted in {:.0} s", t0.elapsed().as_secs_f32());
     if args.iter().any(|a| a == "--write") {
@@ -840,6 +853,12 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
     ];
     println!("note F1, the file's thresholds → fitted:");
     let pr = |a: &NoteScore, b: &NoteScore| format!("{:.3} → {:.3} (P {:.3} → {:.3}, R {:.3} → {:.3})", a.f1(), b.f1(), a.precision(), b.precision(), a.recall(), b.recall());
+    let melody_sets: [(&str, u64, usize); 2] = [("the 24 eval melodies (cargo xtask eval)", 10_000, 24), ("fresh: 120 melodies", VALIDATION_FIRST_MELODY + 10_000, 120)];
+    for (name, first, n) in melody_sets {
+        let heard = hear_melodies(&model, first, n)?;
+        let (a, b) = (score_heard(&model, &heard, live0, placed0), score_heard(&model, &heard, fitted[0], fitted[1]));
+        println!("  {name}: live {}; placed {}", pr(&a.0, &b.0), pr(&a.1, &b.1));
+    }
     for (name, first, n, strength) in sets {
         let heard: Vec<HeardClip> = hear_clips(&model, first, n, strength)?;
         let (a, b) = (score_heard(&model, &heard, live0, placed0), score_heard(&model, &heard, fitted[0], fitted[1]));

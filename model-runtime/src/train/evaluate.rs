@@ -354,9 +354,39 @@ pub const VALIDATION_FIRST_CLIP: u64 = 10_000;
 
 /// A clip the trained listener has heard once: its frames, kept to be decoded many times.
 pub struct HeardClip {
-    clip: Clip,
+    audio: Vec<f32>,
+    /// Reference notes (onset seconds, MIDI).
+    notes: Vec<(f32, f32)>,
     frames: Vec<ListenerFrame>,
     t: Timing,
+}
+
+impl HeardClip {
+    fn hear(model: &Model, audio: Vec<f32>, sample_rate: f32, notes: Vec<(f32, f32)>) -> candle_core::Result<HeardClip> {
+        let t = Timing::new(sample_rate, 512, ProcessMode::Offline);
+        let frames = crate::generator::single_threaded(|| listener_frames(Which::Trained, model, &audio, &t))?;
+        Ok(HeardClip { audio, notes, frames, t })
+    }
+}
+
+/// First seed of the melodies of the other singer (`cargo xtask eval`'s, [`crate::Singer`])
+/// that a fit of the decoder's thresholds also validates on; `cargo xtask eval` scores seeds
+/// 10 000–10 023.
+pub const VALIDATION_FIRST_MELODY: u64 = 30_000;
+
+/// The trained listener's frames on `n` melodies of the other singer from seed `first` on
+/// (voices rotating male, female, child; 48 kHz), as `cargo xtask eval` sings them.
+pub fn hear_melodies(model: &Model, first: u64, n: usize) -> candle_core::Result<Vec<HeardClip>> {
+    use crate::singer::VoiceType;
+    (0..n as u64)
+        .into_par_iter()
+        .map(|i| {
+            let voice = [VoiceType::Male, VoiceType::Female, VoiceType::Child][(i % 3) as usize];
+            let (singer, notes, total_s) = crate::eval::random_melody(first + i, voice);
+            let audio = singer.render(&notes, 48_000.0, total_s);
+            HeardClip::hear(model, audio, 48_000.0, notes.iter().map(|n| (n.start_s, n.midi)).collect())
+        })
+        .collect()
 }
 
 /// The trained listener's frames on `n` held-out-generator clips from clip `first` on (clean
@@ -366,9 +396,7 @@ pub fn hear_clips(model: &Model, first: u64, n: usize, strength: f32) -> candle_
         .into_par_iter()
         .map(|i| {
             let (clip, _, _) = make_clip_with(HELDOUT_FIRST_SEED + i, Split::Heldout, strength);
-            let t = Timing::new(clip.sample_rate, 512, ProcessMode::Offline);
-            let frames = crate::generator::single_threaded(|| listener_frames(Which::Trained, model, &clip.audio, &t))?;
-            Ok(HeardClip { clip, frames, t })
+            HeardClip::hear(model, clip.audio, clip.sample_rate, clip.notes)
         })
         .collect()
 }
@@ -380,9 +408,9 @@ pub fn score_heard(model: &Model, clips: &[HeardClip], live: Voicing, placed: Vo
     clips
         .par_iter()
         .map(|h| {
-            let d = crate::lookahead::decode_tuned(&h.frames, &h.clip.audio, &h.t, live, placed, &Controls::default(), delay, crate::lookahead::Placement::SHIPPED);
+            let d = crate::lookahead::decode_tuned(&h.frames, &h.audio, &h.t, live, placed, &Controls::default(), delay, crate::lookahead::Placement::SHIPPED);
             let secs = |v: &[HopNote]| HopNote::onsets(v, h.t.hop_seconds());
-            (score_notes(&h.clip.notes, &secs(&d.notes), 0.05, 0.5), score_notes(&h.clip.notes, &secs(&d.placed), 0.05, 0.5))
+            (score_notes(&h.notes, &secs(&d.notes), 0.05, 0.5), score_notes(&h.notes, &secs(&d.placed), 0.05, 0.5))
         })
         .reduce(Default::default, |mut a, b| {
             a.0.add(&b.0);

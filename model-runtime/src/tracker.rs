@@ -65,7 +65,8 @@ pub struct Voicing {
     /// When the listener hears onsets itself (the trained listener's onset probability, passed
     /// in [`FramePosterior::flux`]), its calibrated onset threshold, and the tracker hands the
     /// frames to [`crate::decoder::NoteDecoder`] (which re-articulates on rising edges through
-    /// this threshold or 0.65, whichever is higher); `None` (v0): the rules of this module.
+    /// this threshold or its onset peak, 0.65 by default, whichever is higher); `None` (v0): the
+    /// rules of this module.
     pub onset_threshold: Option<f32>,
     /// The note decoder's thresholds (trained listeners only; v0's rules ignore them).
     pub tuning: crate::decoder::DecoderTuning,
@@ -74,9 +75,9 @@ pub struct Voicing {
 }
 
 impl Voicing {
-    /// The onset probability a re-articulation rises through: the calibrated threshold or
-    /// the decoder's onset peak ([`crate::decoder::DecoderTuning::onset_peak`]), whichever is higher; `None` for listeners without an
-    /// onset output.
+    /// The onset probability a re-articulation rises through: the calibrated threshold or the
+    /// decoder's onset peak ([`crate::decoder::DecoderTuning::onset_peak`]), whichever is
+    /// higher; `None` for listeners without an onset output.
     pub fn onset_peak(&self) -> Option<f32> {
         self.onset_threshold.map(|t| t.max(self.tuning.onset_peak))
     }

@@ -411,8 +411,12 @@ impl Xvfb {
         let delete = conn.intern_atom(false, b"WM_DELETE_WINDOW")?.reply()?.atom;
         let mut asked = 0;
         for window in conn.query_tree(root)?.reply()?.children {
-            let name = conn.get_property(false, window, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 256)?.reply()?.value;
-            if name != title.as_bytes() {
+            // A window may go between the listing and this request (BadWindow): it is not one
+            // to close (seen once in a fresh clone's `.ci/run` on a loaded machine).
+            let Ok(reply) = conn.get_property(false, window, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 256)?.reply() else {
+                continue;
+            };
+            if reply.value != title.as_bytes() {
                 continue;
             }
             let event = ClientMessageEvent::new(32, window, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);

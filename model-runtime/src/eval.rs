@@ -111,6 +111,19 @@ impl Lcg {
     }
 }
 
+/// First seed of the 24 melodies `cargo xtask eval` scores (seeds used nowhere else).
+pub const EVAL_FIRST_MELODY: u64 = 10_000;
+
+/// Melody `i` of a set from seed `first` on, as `cargo xtask eval` sings it: seed `first + i`,
+/// voices rotating male, female, child, rendered at `sample_rate`. Returns the voice, the audio
+/// and the reference notes (onset seconds, MIDI).
+pub fn sung_melody(first: u64, i: u64, sample_rate: f32) -> (VoiceType, Vec<f32>, Vec<(f32, f32)>) {
+    let voice = [VoiceType::Male, VoiceType::Female, VoiceType::Child][(i % 3) as usize];
+    let (singer, notes, total_s) = random_melody(first + i, voice);
+    let audio = singer.render(&notes, sample_rate, total_s);
+    (voice, audio, notes.iter().map(|n| (n.start_s, n.midi)).collect())
+}
+
 /// A random sung melody for `voice`: 8–14 notes in the voice's range, mostly stepwise, with
 /// rests, staccato and legato, repeated notes re-sung with a consonant, detuning up to ±20
 /// cents and varied levels. Returns the singer settings too (vibrato, breath, jitter).

@@ -212,10 +212,10 @@ fn demo_vocal(root: &Path) -> Result<()> {
 }
 
 /// Note accuracy (mir_eval definitions) of the shipped generator on held-out synthetic melodies:
-/// seeds 10_000.. (not used anywhere else), voices rotating male/female/child, 48 kHz. With
+/// seeds `EVAL_FIRST_MELODY`.. (not used anywhere else), voices rotating male/female/child, 48 kHz. With
 /// `lookahead` the render places its notes as `hummingface render` does by default.
 fn eval(n: u64, trained: bool, lookahead: bool) -> Result<()> {
-    use hummingface_runtime::eval::{random_melody, score_notes, NoteScore};
+    use hummingface_runtime::eval::{score_notes, sung_melody, NoteScore, EVAL_FIRST_MELODY};
     use hummingface_runtime::*;
     let sr = 48000.0;
     let kind = if trained { generator::ListenerKind::Trained } else { generator::ListenerKind::V0 };
@@ -226,13 +226,10 @@ fn eval(n: u64, trained: bool, lookahead: bool) -> Result<()> {
     let mut per_voice = [NoteScore::default(), NoteScore::default(), NoteScore::default()];
     println!("{:>6} {:>7} {:>5} {:>5} {:>7} {:>7} {:>7}", "seed", "voice", "ref", "est", "P", "R", "F1");
     for i in 0..n {
-        let seed = 10_000 + i;
+        let seed = EVAL_FIRST_MELODY + i;
         let vi = (i % 3) as usize;
-        let voice = [VoiceType::Male, VoiceType::Female, VoiceType::Child][vi];
-        let (singer, notes, total_s) = random_melody(seed, voice);
-        let audio = singer.render(&notes, sr, total_s);
+        let (voice, audio, reference) = sung_melody(EVAL_FIRST_MELODY, i, sr);
         let res = render_offline(&[audio], sr, &RenderOptions { device: DeviceChoice::Cpu, notes: placement, ..Default::default() }, model.clone(), &mut |_| {})?;
-        let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
         let estimated: Vec<(f32, f32)> = res.notes.iter().map(|n| (n.start_sample as f32 / sr, n.note as f32)).collect();
         let s = score_notes(&reference, &estimated, 0.05, 0.5);
         if std::env::var_os("HF_EVAL_VERBOSE").is_some() {

@@ -371,20 +371,17 @@ impl HeardClip {
 
 /// First seed of the melodies of the other singer (`cargo xtask eval`'s, [`crate::Singer`])
 /// that a fit of the decoder's thresholds also validates on; `cargo xtask eval` scores seeds
-/// 10 000–10 023.
+/// [`crate::eval::EVAL_FIRST_MELODY`] on.
 pub const VALIDATION_FIRST_MELODY: u64 = 30_000;
 
 /// The trained listener's frames on `n` melodies of the other singer from seed `first` on
 /// (voices rotating male, female, child; 48 kHz), as `cargo xtask eval` sings them.
 pub fn hear_melodies(model: &Model, first: u64, n: usize) -> candle_core::Result<Vec<HeardClip>> {
-    use crate::singer::VoiceType;
     (0..n as u64)
         .into_par_iter()
         .map(|i| {
-            let voice = [VoiceType::Male, VoiceType::Female, VoiceType::Child][(i % 3) as usize];
-            let (singer, notes, total_s) = crate::eval::random_melody(first + i, voice);
-            let audio = singer.render(&notes, 48_000.0, total_s);
-            HeardClip::hear(model, audio, 48_000.0, notes.iter().map(|n| (n.start_s, n.midi)).collect())
+            let (_, audio, notes) = crate::eval::sung_melody(first, i, 48_000.0);
+            HeardClip::hear(model, audio, 48_000.0, notes)
         })
         .collect()
 }

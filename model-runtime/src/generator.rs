@@ -186,6 +186,7 @@ pub fn posterior(heard: &ListenerFrame, hop_samples: &[f32], prev_energy: &mut f
         confidence: heard.confidence,
         periodicity: heard.periodicity,
         flux: heard.flux,
+        octave_below: heard.octave_below,
         hop_db: 10.0 * (energy + 1e-12).log10(),
         level_db: 10.0 * (0.5 * (energy + *prev_energy) + 1e-12).log10(),
     };

@@ -28,6 +28,10 @@ pub struct ListenerFrame {
     pub periodicity: f32,
     /// Mean positive change of the log features since the previous frame, 0 … 1.
     pub flux: f32,
+    /// The share of the pitch distribution within a semitone of the octave below that pitch,
+    /// 0…1 (the trained listener; 0 for listeners that do not say): high when the listener may
+    /// be hearing a low voice's second harmonic as its pitch.
+    pub octave_below: f32,
 }
 
 /// The v0 listener on one device.
@@ -202,7 +206,7 @@ fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
     let flux = if flux.is_finite() { flux } else { 0.0 };
     if v[1] <= 0.0 {
         // Nothing harmonic (silence): one canonical answer, whatever the ties among the zeros.
-        return ListenerFrame { pitch_midi: candidate_midi(0), confidence: 1.0, periodicity: 0.0, flux };
+        return ListenerFrame { pitch_midi: candidate_midi(0), confidence: 1.0, periodicity: 0.0, flux, octave_below: 0.0 };
     }
     let mut offset = 0.0;
     if best > 0 && best + 1 < N_CANDIDATES {
@@ -211,7 +215,7 @@ fn decide_around(best: usize, v: [f32; 3], flux: f32) -> ListenerFrame {
             offset = (0.5 * (v[0] - v[2]) / den).clamp(-0.5, 0.5);
         }
     }
-    ListenerFrame { pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32, confidence: 1.0, periodicity: v[1], flux }
+    ListenerFrame { pitch_midi: candidate_midi(best) + offset / CAND_PER_SEMITONE as f32, confidence: 1.0, periodicity: v[1], flux, octave_below: 0.0 }
 }
 
 /// Index of the largest value, the first of equal maxima (0 for an empty slice).

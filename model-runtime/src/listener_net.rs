@@ -452,7 +452,14 @@ impl ListenerNet {
     }
 
     fn frame_out(logits: &[f32], heads: &[f32]) -> ListenerFrame {
-        ListenerFrame { pitch_midi: decode_pitch(logits), confidence: pitch_confidence(logits), periodicity: sigmoid(heads[0]), flux: sigmoid(heads[1]) }
+        let best = first_max(logits);
+        ListenerFrame {
+            pitch_midi: decode_pitch(logits),
+            confidence: pitch_confidence(logits),
+            periodicity: sigmoid(heads[0]),
+            flux: sigmoid(heads[1]),
+            octave_below: share_around(logits, best as isize - 12 * CAND_PER_SEMITONE as isize, logits[best]),
+        }
     }
 
     /// One frame of `bins` magnitudes.

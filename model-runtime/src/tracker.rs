@@ -39,6 +39,9 @@ pub struct FramePosterior {
     pub periodicity: f32,
     /// Spectral flux, 0..1.
     pub flux: f32,
+    /// The listener's share of the octave below `pitch`, 0…1 (see
+    /// [`crate::listener::ListenerFrame::octave_below`]).
+    pub octave_below: f32,
     /// Level of the newest hop of input, dBFS.
     pub hop_db: f32,
     /// Level of the newest two hops, dBFS (steadier than `hop_db` for low voices, whose period

@@ -787,6 +787,7 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
         ("vibrato margin", vec![0.1, 0.2, 0.3, 0.4], |v, x| v.vibrato_margin = x),
         ("confidence min", vec![0.5, 0.6, 0.7, 0.8, 0.9], |v, x| v.confidence_min = x),
         ("lead gate dB", vec![10.0, 15.0, 20.0, 30.0], |v, x| v.lead_gate_db = x),
+        ("octave below max", vec![0.15, 0.2, 0.3, 0.5, 1.0], |v, x| v.octave_below_max = x),
     ];
     let live0 = trained_voicing(&model);
     let placed0 = live0.for_placement();

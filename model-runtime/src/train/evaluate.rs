@@ -110,8 +110,8 @@ fn yin_frames(audio: &[f32], t: &Timing) -> Vec<ListenerFrame> {
                 *x = if s >= 0 { audio[s as usize] as f64 } else { 0.0 };
             }
             match yin_midi(&est, &buf) {
-                Some(m) => ListenerFrame { pitch_midi: m, confidence: 1.0, periodicity: 1.0, flux: 0.0 },
-                None => ListenerFrame { pitch_midi: f32::NAN, confidence: 1.0, periodicity: 0.0, flux: 0.0 },
+                Some(m) => ListenerFrame { pitch_midi: m, confidence: 1.0, periodicity: 1.0, flux: 0.0, octave_below: 0.0 },
+                None => ListenerFrame { pitch_midi: f32::NAN, confidence: 1.0, periodicity: 0.0, flux: 0.0, octave_below: 0.0 },
             }
         })
         .collect()

@@ -19,7 +19,7 @@
 //!   tuning may also count a pitch whose octave below holds more than
 //!   [`DecoderTuning::octave_below_max`] of the distribution as unsure (a low voice's second
 //!   harmonic heard as its pitch), and such a start waits past the fallback until the doubt
-//!   clears: the live decoder above [`OCTAVE_BELOW_MAX`], the placement's not at all
+//!   clears ([`DOUBT_WAIT_FACTOR`] times the fallback at most): the live decoder above [`OCTAVE_BELOW_MAX`], the placement's not at all
 //!   ([`OCTAVE_BELOW_MAX_PLACED`]).
 //! - **Voicing hysteresis**: a note starts on the strong threshold and is held on the weak one;
 //!   it ends after [`OFF_FRAMES`] unvoiced frames in a row (and never before the minimum note
@@ -111,6 +111,9 @@ const OCTAVE_BELOW_MAX: f32 = 0.15;
 /// The same for the decoder behind the placement: no such test (1), its octave errors on the
 /// real clips were already none and the test cost its held-out clips 0.001–0.002.
 const OCTAVE_BELOW_MAX_PLACED: f32 = 1.0;
+/// A start held back by that doubt waits at most this many times [`WAIT_FRAMES`] (about 0.19 s):
+/// a low voice the listener stays unsure of still gets its note, late, rather than none.
+const DOUBT_WAIT_FACTOR: u64 = 4;
 /// Frames after the last note during which an octave jump from it must be confirmed (about 0.2 s).
 const OCTAVE_MEMORY: u64 = 40;
 /// A note starts only within this many dB of the lead voice's level.
@@ -400,10 +403,11 @@ impl NoteDecoder {
 
     /// Whether a note pending since frame `since` may start at frame `k`: its pitch has settled
     /// and the listener is `sure` of it, or the start has waited [`WAIT_FRAMES`] and its octave
-    /// below is not in `doubt`; and an octave from the last note it has held (see
-    /// [`NoteDecoder::confirmed`]).
+    /// below is not in `doubt` (or it has waited [`DOUBT_WAIT_FACTOR`] times that); and an
+    /// octave from the last note it has held (see [`NoteDecoder::confirmed`]).
     fn ready(&self, k: u64, since: u64, sure: bool, doubt: bool) -> bool {
-        ((self.settled(k) && sure) || (k >= since + self.tuning().wait_frames && !doubt)) && self.confirmed(k)
+        let wait = self.tuning().wait_frames;
+        ((self.settled(k) && sure) || (k >= since + wait && !doubt) || k >= since + DOUBT_WAIT_FACTOR * wait) && self.confirmed(k)
     }
 
     /// Start a note at frame `k` (a new syllable, or a legato change when `legato`).
@@ -627,6 +631,9 @@ mod rules {
         let tested = note_ons(phrase());
         assert_eq!(tested.iter().map(|n| n.1).collect::<Vec<_>>(), vec![45], "{tested:?}");
         assert!(tested[0].0 >= 24, "{tested:?}");
+        // A voice the listener stays in doubt about still gets its note, after the longer wait.
+        let doubtful = note_ons(std::iter::repeat_n(FramePosterior { octave_below: 0.4, ..frame(57.0, -20.0, 0.9) }, 100));
+        assert_eq!(doubtful, vec![(DOUBT_WAIT_FACTOR * WAIT_FRAMES, 57)]);
     }
 
     fn frame(pitch: f32, level_db: f32, confidence: f32) -> FramePosterior {

@@ -11,8 +11,8 @@
 //!
 //! Outputs describe hop `t - DETECTION_HOPS` (the network sees that many hops after it: its
 //! fixed lookahead, part of the reported latency). A model file may carry other context offsets
-//! (`listener.net.context`, with its own detection delay in the calibration): same shapes, the
-//! frames read further back ([`Context`]). `step`/`reset` stream frame by frame;
+//! (`listener.net.context`, 1 to [`MAX_CONTEXT_FRAMES`] of them, with its own detection delay in
+//! the calibration): the first layer and the head then take that many frames ([`net_specs`]). `step`/`reset` stream frame by frame;
 //! `forward` runs a batch of frames (same numbers). The training code
 //! (`train::listener`, feature `training`) uses the same input assembly and forward.
 
@@ -27,14 +27,18 @@ use crate::v0::{candidate_midi, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
 pub const HISTORY: usize = 8;
 /// Context frames, as offsets back from the newest frame (the shipped listener's).
 pub const CONTEXT: [usize; 6] = [0, 1, 2, 3, 5, 7];
-/// Context offsets of one network.
-pub type Context = [usize; 6];
+/// Context offsets of one network: [`CONTEXT`], or 1 to [`MAX_CONTEXT_FRAMES`] others that a
+/// model file names (`listener.net.context`). The number of frames sets the input layer's and
+/// the head's shapes ([`net_specs`]).
+pub type Context = Vec<usize>;
 /// Largest context offset a model file may ask for.
 pub const MAX_CONTEXT_BACK: usize = 63;
+/// Most context frames a model file may ask for.
+pub const MAX_CONTEXT_FRAMES: usize = 12;
 
 /// Frames a network with `context` keeps: the oldest context frame's, at least [`HISTORY`]
 /// (the input normalisation looks at all of them).
-pub fn history(context: &Context) -> usize {
+pub fn history(context: &[usize]) -> usize {
     (context.iter().copied().max().unwrap_or(0) + 1).max(HISTORY)
 }
 
@@ -42,14 +46,8 @@ pub fn history(context: &Context) -> usize {
 /// has it, else [`CONTEXT`]).
 pub fn context_of(model: &Model) -> Context {
     match model.get("listener.net.context") {
-        Some(t) if t.data.len() == CONTEXT.len() => {
-            let mut c = CONTEXT;
-            for (o, &v) in c.iter_mut().zip(&t.data) {
-                *o = v as usize;
-            }
-            c
-        }
-        _ => CONTEXT,
+        Some(t) => t.data.iter().map(|&v| v as usize).collect(),
+        None => CONTEXT.to_vec(),
     }
 }
 /// Harmonic offsets in features (20-cent steps): ½, 1, 2, 3, 4, 5, 6 × the candidate.
@@ -58,49 +56,77 @@ pub const HARMONIC_OFFSETS: [isize; 7] = [-60, 0, 60, 95, 120, 139, 155];
 pub const CAND0_FEATURE: isize = 15;
 /// Neighbouring candidates gathered per candidate (−1, 0, +1).
 pub const NEIGHBOURS: usize = 3;
-/// Inputs per candidate.
-pub const IN_PER_CAND: usize = CONTEXT.len() * HARMONIC_OFFSETS.len() * NEIGHBOURS;
-/// Width of one frame's input row: context features plus one zero used for out-of-range taps.
-pub const ROW: usize = CONTEXT.len() * N_FEATURES + 1;
+/// Inputs per candidate with `frames` context frames.
+pub const fn in_per_cand(frames: usize) -> usize {
+    frames * HARMONIC_OFFSETS.len() * NEIGHBOURS
+}
+/// Width of one frame's input row with `frames` context frames: their features plus one zero
+/// used for out-of-range taps.
+pub const fn row_len(frames: usize) -> usize {
+    frames * N_FEATURES + 1
+}
 /// Hidden widths.
 pub const H1: usize = 48;
 pub const H2: usize = 32;
-pub const HEAD_IN: usize = 2 * H2 + CONTEXT.len();
+/// Inputs of the voicing/onset head with `frames` context frames: pooled hidden units and
+/// the frames' levels.
+pub const fn head_in(frames: usize) -> usize {
+    2 * H2 + frames
+}
 pub const HEAD_H: usize = 32;
 /// Log compression gain.
 pub const LOG_GAIN: f32 = 100.0;
 /// Level input: dBFS mapped as `(dB + LEVEL_FLOOR_DB) / LEVEL_FLOOR_DB`, clamped to 0…1.
 pub const LEVEL_FLOOR_DB: f32 = 100.0;
 
-/// Names and shapes of the network's tensors in a model file.
-pub const NET_SPECS: &[(&str, &[usize])] = &[
-    ("listener.net.w1", &[IN_PER_CAND, H1]),
-    ("listener.net.b1", &[H1]),
-    ("listener.net.w2", &[H1, H2]),
-    ("listener.net.b2", &[H2]),
-    ("listener.net.w3", &[H2, 1]),
-    ("listener.net.b3", &[1]),
-    ("listener.net.wh1", &[HEAD_IN, HEAD_H]),
-    ("listener.net.bh1", &[HEAD_H]),
-    ("listener.net.wh2", &[HEAD_H, 2]),
-    ("listener.net.bh2", &[2]),
+/// Names of the network's tensors in a model file, in [`NetTensors`] order, then the
+/// calibration.
+pub const NET_NAMES: [&str; 11] = [
+    "listener.net.w1",
+    "listener.net.b1",
+    "listener.net.w2",
+    "listener.net.b2",
+    "listener.net.w3",
+    "listener.net.b3",
+    "listener.net.wh1",
+    "listener.net.bh1",
+    "listener.net.wh2",
+    "listener.net.bh2",
     // [voicing threshold at sensitivity 0.5, onset threshold, detection hops, level gate dBFS]
-    ("listener.net.calib", &[4]),
+    "listener.net.calib",
 ];
 
-/// Number of trainable parameters.
-pub fn parameter_count() -> usize {
-    NET_SPECS.iter().filter(|(n, _)| !n.ends_with("calib")).map(|(_, s)| s.iter().product::<usize>()).sum()
+/// Names and shapes of the network's tensors ([`NET_NAMES`]) with `frames` context frames.
+pub fn net_specs(frames: usize) -> Vec<(&'static str, Vec<usize>)> {
+    let shapes = [
+        vec![in_per_cand(frames), H1],
+        vec![H1],
+        vec![H1, H2],
+        vec![H2],
+        vec![H2, 1],
+        vec![1],
+        vec![head_in(frames), HEAD_H],
+        vec![HEAD_H],
+        vec![HEAD_H, 2],
+        vec![2],
+        vec![4],
+    ];
+    NET_NAMES.into_iter().zip(shapes).collect()
 }
 
-/// The gather index `[N_CANDIDATES * IN_PER_CAND]` into a frame's input row: for candidate `b`,
-/// input `(c, h, n)` reads feature `CAND0 + b + (n - 1) + HARMONIC_OFFSETS[h]` of context frame
-/// `c`, or the row's final zero when that is outside the feature grid.
-pub fn gather_index() -> Vec<u32> {
-    let zero = (ROW - 1) as u32;
-    let mut idx = Vec::with_capacity(N_CANDIDATES * IN_PER_CAND);
+/// Number of trainable parameters with `frames` context frames.
+pub fn parameter_count(frames: usize) -> usize {
+    net_specs(frames).iter().filter(|(n, _)| !n.ends_with("calib")).map(|(_, s)| s.iter().product::<usize>()).sum()
+}
+
+/// The gather index `[N_CANDIDATES * in_per_cand(frames)]` into a frame's input row: for
+/// candidate `b`, input `(c, h, n)` reads feature `CAND0 + b + (n - 1) + HARMONIC_OFFSETS[h]` of
+/// context frame `c`, or the row's final zero when that is outside the feature grid.
+pub fn gather_index(frames: usize) -> Vec<u32> {
+    let zero = (row_len(frames) - 1) as u32;
+    let mut idx = Vec::with_capacity(N_CANDIDATES * in_per_cand(frames));
     for b in 0..N_CANDIDATES as isize {
-        for c in 0..CONTEXT.len() {
+        for c in 0..frames {
             for &h in &HARMONIC_OFFSETS {
                 for n in 0..NEIGHBOURS as isize {
                     let f = CAND0_FEATURE + b + n - 1 + h;
@@ -128,7 +154,7 @@ pub struct NetTensors {
 }
 
 impl NetTensors {
-    /// In [`NET_SPECS`] order (without the calibration).
+    /// In [`NET_NAMES`] order (without the calibration).
     pub fn from_vec(t: Vec<Tensor>) -> NetTensors {
         let mut it = t.into_iter();
         let mut n = || it.next().expect("ten network tensors");
@@ -139,11 +165,11 @@ impl NetTensors {
     }
 }
 
-/// Forward pass: `rows` `[B, ROW]` and `levels` `[B, CONTEXT.len()]` → pitch logits
-/// `[B, N_CANDIDATES]` and head logits `[B, 2]` (voicing, onset).
+/// Forward pass: `rows` `[B, row_len(F)]` and `levels` `[B, F]` for `F` context frames →
+/// pitch logits `[B, N_CANDIDATES]` and head logits `[B, 2]` (voicing, onset).
 pub fn forward(net: &NetTensors, index: &Tensor, rows: &Tensor, levels: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
     let b = rows.dim(0)?;
-    let x = rows.index_select(index, 1)?.reshape((b * N_CANDIDATES, IN_PER_CAND))?;
+    let x = rows.index_select(index, 1)?.reshape((b * N_CANDIDATES, in_per_cand(levels.dim(1)?)))?;
     let h1 = x.matmul(&net.w1)?.broadcast_add(&net.b1)?.relu()?;
     let h2 = h1.matmul(&net.w2)?.broadcast_add(&net.b2)?.relu()?;
     let logits = h2.matmul(&net.w3)?.broadcast_add(&net.b3)?.reshape((b, N_CANDIDATES))?;
@@ -166,8 +192,9 @@ pub struct InputAssembler {
 }
 
 impl InputAssembler {
-    pub fn new(context: Context) -> Self {
-        let history = history(&context);
+    pub fn new(context: &[usize]) -> Self {
+        let history = history(context);
+        let context = context.to_vec();
         InputAssembler { ring: vec![0.0; history * N_FEATURES], frames: 0, context, history }
     }
 
@@ -176,7 +203,8 @@ impl InputAssembler {
         self.frames = 0;
     }
 
-    /// Push frame `feats` (linear, `N_FEATURES`), then write its input row (`ROW`) and levels.
+    /// Push frame `feats` (linear, `N_FEATURES`), then write its input row (`row_len`) and
+    /// levels (one per context frame).
     pub fn push(&mut self, feats: &[f32], row: &mut [f32], levels: &mut [f32]) {
         let h = self.history as u64;
         let slot = (self.frames % h) as usize;
@@ -201,7 +229,7 @@ impl InputAssembler {
 /// The input row and levels of one frame, given `frame(back)`: the linear features of the frame
 /// `back` hops before the newest (`back < history(context)`; zeros before the stream began).
 /// Streaming ([`InputAssembler`]) and training (random frames of stored clips) both end here.
-pub fn assemble<'a>(frame: impl Fn(usize) -> &'a [f32], context: &Context, row: &mut [f32], levels: &mut [f32]) {
+pub fn assemble<'a>(frame: impl Fn(usize) -> &'a [f32], context: &[usize], row: &mut [f32], levels: &mut [f32]) {
     let peak = (0..history(context)).map(|b| frame(b).iter().fold(0.0f32, |m, &v| m.max(v))).fold(0.0f32, f32::max) + 1e-9;
     let g = LOG_GAIN / peak;
     let norm = 1.0 / (1.0 + LOG_GAIN).ln();
@@ -214,7 +242,7 @@ pub fn assemble<'a>(frame: impl Fn(usize) -> &'a [f32], context: &Context, row: 
         let m = f.iter().fold(0.0f32, |m, &v| m.max(v));
         levels[c] = ((20.0 * (m + 1e-9).log10() + LEVEL_FLOOR_DB) / LEVEL_FLOOR_DB).clamp(0.0, 1.0);
     }
-    row[ROW - 1] = 0.0;
+    row[context.len() * N_FEATURES] = 0.0;
 }
 
 /// Pitch (MIDI) from one frame's logits: softmax-weighted mean over ±2 candidates around the
@@ -290,6 +318,8 @@ struct HostStep {
     logits: Vec<f32>,
     pooled: Vec<f32>,
     hh: Vec<f32>,
+    /// Inputs per candidate.
+    in_per_cand: usize,
 }
 
 /// `dst[m×n] = lhs[m×k] · rhs[k×n]`, all row-major and contiguous, on this thread.
@@ -323,7 +353,7 @@ fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usiz
 }
 
 impl HostStep {
-    fn new(model: &Model, timing: &Timing) -> candle_core::Result<HostStep> {
+    fn new(model: &Model, timing: &Timing, frames: usize) -> candle_core::Result<HostStep> {
         let m = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
         let proj = crate::features::SparseRows::from_dense(&m, timing.analysis_bins, N_FEATURES);
         let get = |name: &str| -> candle_core::Result<Vec<f32>> {
@@ -331,7 +361,7 @@ impl HostStep {
         };
         Ok(HostStep {
             proj,
-            index: gather_index(),
+            index: gather_index(frames),
             w1: get("listener.net.w1")?,
             b1: get("listener.net.b1")?,
             w2: get("listener.net.w2")?,
@@ -342,12 +372,13 @@ impl HostStep {
             bh1: get("listener.net.bh1")?,
             wh2: get("listener.net.wh2")?,
             bh2: get("listener.net.bh2")?,
-            x: vec![0.0; N_CANDIDATES * IN_PER_CAND],
+            x: vec![0.0; N_CANDIDATES * in_per_cand(frames)],
             h1: vec![0.0; N_CANDIDATES * H1],
             h2: vec![0.0; N_CANDIDATES * H2],
             logits: vec![0.0; N_CANDIDATES],
-            pooled: vec![0.0; HEAD_IN],
+            pooled: vec![0.0; head_in(frames)],
             hh: vec![0.0; HEAD_H],
+            in_per_cand: in_per_cand(frames),
         })
     }
 
@@ -361,7 +392,7 @@ impl HostStep {
         for (x, &i) in self.x.iter_mut().zip(&self.index) {
             *x = row[i as usize];
         }
-        matmul(&mut self.h1, &self.x, &self.w1, N_CANDIDATES, IN_PER_CAND, H1);
+        matmul(&mut self.h1, &self.x, &self.w1, N_CANDIDATES, self.in_per_cand, H1);
         for r in self.h1.chunks_exact_mut(H1) {
             for (v, b) in r.iter_mut().zip(&self.b1) {
                 *v = (*v + b).max(0.0);
@@ -424,22 +455,24 @@ impl ListenerNet {
         let interp = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
         let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
         let mut ts = Vec::new();
-        for (name, _) in NET_SPECS.iter().filter(|(n, _)| !n.ends_with("calib")) {
+        for name in NET_NAMES.iter().filter(|n| !n.ends_with("calib")) {
             let t = model.get(name).ok_or_else(|| candle_core::Error::Msg(format!("model lacks {name}")))?;
             ts.push(upload(t, device)?);
         }
-        let index = Tensor::from_vec(gather_index(), N_CANDIDATES * IN_PER_CAND, device)?;
+        let context = context_of(model);
+        let frames = context.len();
+        let index = Tensor::from_vec(gather_index(frames), N_CANDIDATES * in_per_cand(frames), device)?;
         Ok(ListenerNet {
             device: device.clone(),
             interp,
             index,
             net: NetTensors::from_vec(ts),
-            asm: InputAssembler::new(context_of(model)),
+            asm: InputAssembler::new(&context),
             bins: timing.analysis_bins,
-            row: vec![0.0; ROW],
-            levels: vec![0.0; CONTEXT.len()],
+            row: vec![0.0; row_len(frames)],
+            levels: vec![0.0; frames],
             feats: Vec::with_capacity(N_FEATURES),
-            host: if device.is_cpu() { Some(Box::new(HostStep::new(model, timing)?)) } else { None },
+            host: if device.is_cpu() { Some(Box::new(HostStep::new(model, timing, frames)?)) } else { None },
         })
     }
 
@@ -475,8 +508,8 @@ impl ListenerNet {
         self.feats.clear();
         self.feats.extend(x.matmul(&self.interp)?.squeeze(0)?.to_vec1::<f32>()?);
         self.asm.push(&self.feats, &mut self.row, &mut self.levels);
-        let rows = Tensor::from_slice(&self.row, (1, ROW), &self.device)?;
-        let levels = Tensor::from_slice(&self.levels, (1, CONTEXT.len()), &self.device)?;
+        let rows = Tensor::from_slice(&self.row, (1, self.row.len()), &self.device)?;
+        let levels = Tensor::from_slice(&self.levels, (1, self.levels.len()), &self.device)?;
         let (logits, heads) = forward(&self.net, &self.index, &rows, &levels)?;
         let logits = logits.squeeze(0)?.to_vec1::<f32>()?;
         let heads = heads.squeeze(0)?.to_vec1::<f32>()?;
@@ -496,17 +529,18 @@ impl ListenerNet {
         }
         let x = Tensor::from_slice(&mags[..frames * self.bins], (frames, self.bins), &self.device)?;
         let feats = x.matmul(&self.interp)?.to_vec2::<f32>()?;
-        let mut rows = vec![0.0f32; frames * ROW];
-        let mut levels = vec![0.0f32; frames * CONTEXT.len()];
+        let (row, nc) = (self.row.len(), self.levels.len());
+        let mut rows = vec![0.0f32; frames * row];
+        let mut levels = vec![0.0f32; frames * nc];
         for (k, f) in feats.iter().enumerate() {
-            self.asm.push(f, &mut rows[k * ROW..(k + 1) * ROW], &mut levels[k * CONTEXT.len()..(k + 1) * CONTEXT.len()]);
+            self.asm.push(f, &mut rows[k * row..(k + 1) * row], &mut levels[k * nc..(k + 1) * nc]);
         }
         let mut out = Vec::with_capacity(frames);
-        // Chunks keep the gathered input (`N_CANDIDATES × IN_PER_CAND` per frame) small.
+        // Chunks keep the gathered input (`N_CANDIDATES × in_per_cand` per frame) small.
         for start in (0..frames).step_by(256) {
             let n = (frames - start).min(256);
-            let r = Tensor::from_slice(&rows[start * ROW..(start + n) * ROW], (n, ROW), &self.device)?;
-            let l = Tensor::from_slice(&levels[start * CONTEXT.len()..(start + n) * CONTEXT.len()], (n, CONTEXT.len()), &self.device)?;
+            let r = Tensor::from_slice(&rows[start * row..(start + n) * row], (n, row), &self.device)?;
+            let l = Tensor::from_slice(&levels[start * nc..(start + n) * nc], (n, nc), &self.device)?;
             let (logits, heads) = forward(&self.net, &self.index, &r, &l)?;
             let logits = logits.to_vec2::<f32>()?;
             let heads = heads.to_vec2::<f32>()?;

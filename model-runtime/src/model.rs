@@ -160,17 +160,25 @@ impl Model {
         // is damaged, not a v0 file.
         let has_net = st.names().iter().any(|n| n.starts_with("listener.net."));
         if has_net {
-            for &(name, shape) in crate::listener_net::NET_SPECS {
-                tensors.insert(name, read(name, shape)?);
-            }
-            // Optional: context offsets other than the shipped listener's.
+            use crate::listener_net::{net_specs, CONTEXT, MAX_CONTEXT_BACK, MAX_CONTEXT_FRAMES};
+            // Optional: context offsets other than the shipped listener's; their number sets
+            // the shapes of the first layer and the head.
             const CONTEXT_NAME: &str = "listener.net.context";
+            let mut frames = CONTEXT.len();
             if st.names().contains(&CONTEXT_NAME) {
-                let t = read(CONTEXT_NAME, &[crate::listener_net::CONTEXT.len()])?;
-                if let Some(v) = t.data.iter().find(|&&v| !(0.0..=crate::listener_net::MAX_CONTEXT_BACK as f32).contains(&v) || v.fract() != 0.0) {
-                    return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' holds {v}: context offsets are whole numbers of hops, 0 to {}", crate::listener_net::MAX_CONTEXT_BACK)));
+                let view = st.tensor(CONTEXT_NAME).map_err(|e| ModelError::Format(format!("tensor '{CONTEXT_NAME}': {e}")))?;
+                frames = match view.shape() {
+                    &[n] if (1..=MAX_CONTEXT_FRAMES).contains(&n) => n,
+                    s => return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' has shape {s:?}: 1 to {MAX_CONTEXT_FRAMES} context offsets"))),
+                };
+                let t = read(CONTEXT_NAME, &[frames])?;
+                if let Some(v) = t.data.iter().find(|&&v| !(0.0..=MAX_CONTEXT_BACK as f32).contains(&v) || v.fract() != 0.0) {
+                    return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' holds {v}: context offsets are whole numbers of hops, 0 to {MAX_CONTEXT_BACK}")));
                 }
                 tensors.insert(CONTEXT_NAME, t);
+            }
+            for (name, shape) in net_specs(frames) {
+                tensors.insert(name, read(name, &shape)?);
             }
         }
         // Optional: the note decoder's thresholds fitted to this listener, live and placed.

@@ -37,7 +37,7 @@ pub fn train_cmd(root: &Path, args: &[String]) -> Result<()> {
         Some("listener") => train_listener(root, &args[1..]),
         Some("listener-curve") => listener_curve(root, &args[1..]),
         Some("pianist") => crate::pianist::train_pianist(root, &args[1..]),
-        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--context A,B,C,D,E,F] [--steep-hums] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
+        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--context A,B,…] [--steep-hums] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
     }
 }
 
@@ -49,8 +49,11 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     set_flag(args, "--seed", &mut cfg.seed)?;
     set_flag(args, "--hops", &mut cfg.detection_hops)?;
     if let Some(v) = flag::<String>(args, "--context")? {
-        let offsets: Vec<usize> = v.split(',').map(|x| x.trim().parse()).collect::<Result<_, _>>().with_context(|| format!("--context {v}: six whole numbers of hops, comma-separated"))?;
-        cfg.context = offsets.try_into().map_err(|o: Vec<usize>| anyhow::anyhow!("--context takes 6 offsets, got {}", o.len()))?;
+        use hummingface_runtime::listener_net::MAX_CONTEXT_FRAMES;
+        cfg.context = v.split(',').map(|x| x.trim().parse()).collect::<Result<_, _>>().with_context(|| format!("--context {v}: whole numbers of hops, comma-separated"))?;
+        if !(1..=MAX_CONTEXT_FRAMES).contains(&cfg.context.len()) {
+            bail!("--context takes 1 to {MAX_CONTEXT_FRAMES} offsets, got {}", cfg.context.len());
+        }
         if cfg.context.iter().any(|&c| c > hummingface_runtime::listener_net::MAX_CONTEXT_BACK) {
             bail!("--context offsets go up to {} hops", hummingface_runtime::listener_net::MAX_CONTEXT_BACK);
         }
@@ -91,7 +94,7 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     }
     let defaults = TrainConfig::default();
     if cfg.context != defaults.context {
-        run_name += &format!("-context{}", cfg.context.map(|c| c.to_string()).join("_"));
+        run_name += &format!("-context{}", cfg.context.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("_"));
     }
     if cfg.steps != defaults.steps {
         run_name += &format!("-steps{}", cfg.steps);
@@ -108,7 +111,7 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
         cfg.batch,
         cfg.seed,
         cfg.detection_hops,
-        hummingface_runtime::listener_net::parameter_count()
+        hummingface_runtime::listener_net::parameter_count(cfg.context.len())
     );
     let bar = ProgressBar::new(cfg.steps as u64);
     bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} steps, {elapsed} elapsed, eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));

@@ -15,7 +15,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use super::dataset::{make_examples, Example, Split};
 use super::voice::Rand;
-use crate::listener_net::{self as net, Context, NetTensors, CONTEXT, NET_SPECS, ROW};
+use crate::listener_net::{self as net, Context, NetTensors, CONTEXT};
 use crate::model::HostTensor;
 use crate::v0::{CAND_MIN_MIDI, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
 
@@ -58,7 +58,7 @@ impl Default for TrainConfig {
             batch: 256,
             lr: 3e-3,
             detection_hops: crate::timing::DETECTION_HOPS,
-            context: CONTEXT,
+            context: CONTEXT.to_vec(),
             log_every: 250,
             articulated_onsets: false,
             repeat_weight: 1.0,
@@ -109,9 +109,10 @@ struct Batch {
 
 fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &TrainConfig) -> Batch {
     let n = picks.len();
+    let (row, nc) = (net::row_len(cfg.context.len()), cfg.context.len());
     let mut b = Batch {
-        rows: vec![0.0; n * ROW],
-        levels: vec![0.0; n * CONTEXT.len()],
+        rows: vec![0.0; n * row],
+        levels: vec![0.0; n * nc],
         pitch_target: vec![0.0; n * N_CANDIDATES],
         voiced: vec![0.0; n],
         pitch_weight: vec![0.0; n],
@@ -125,17 +126,17 @@ fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &Tr
         net::assemble(
             |back| if back <= t { &ex.feats[(t - back) * N_FEATURES..(t - back + 1) * N_FEATURES] } else { &zeros },
             &cfg.context,
-            &mut b.rows[i * ROW..(i + 1) * ROW],
-            &mut b.levels[i * CONTEXT.len()..(i + 1) * CONTEXT.len()],
+            &mut b.rows[i * row..(i + 1) * row],
+            &mut b.levels[i * nc..(i + 1) * nc],
         );
         let j = t - d;
         let f0 = ex.f0[j];
         if f0.is_finite() {
             b.voiced[i] = 1.0;
             let c = (f0 - CAND_MIN_MIDI) * CAND_PER_SEMITONE as f32;
-            let row = &mut b.pitch_target[i * N_CANDIDATES..(i + 1) * N_CANDIDATES];
+            let target = &mut b.pitch_target[i * N_CANDIDATES..(i + 1) * N_CANDIDATES];
             let mut sum = 0.0;
-            for (k, v) in row.iter_mut().enumerate() {
+            for (k, v) in target.iter_mut().enumerate() {
                 let z = (k as f32 - c) / sigma;
                 if z.abs() < 4.0 {
                     *v = (-0.5 * z * z).exp();
@@ -143,7 +144,7 @@ fn make_batch(examples: &[Example], picks: &[(usize, usize)], d: usize, cfg: &Tr
                 }
             }
             if sum > 0.0 {
-                row.iter_mut().for_each(|v| *v /= sum);
+                target.iter_mut().for_each(|v| *v /= sum);
             } else {
                 b.voiced[i] = 0.0; // outside the candidate range: treat as unvoiced
             }
@@ -186,8 +187,8 @@ fn softplus(z: &Tensor) -> candle_core::Result<Tensor> {
 /// Losses of a batch: (total, pitch, voicing, onset), and the outputs (pitch logits, heads).
 #[allow(clippy::type_complexity)]
 fn losses(vars: &NetTensors, index: &Tensor, b: &Batch, n: usize, dev: &Device) -> candle_core::Result<((Tensor, Tensor, Tensor, Tensor), (Tensor, Tensor))> {
-    let rows = Tensor::from_slice(&b.rows, (n, ROW), dev)?;
-    let levels = Tensor::from_slice(&b.levels, (n, CONTEXT.len()), dev)?;
+    let rows = Tensor::from_slice(&b.rows, (n, b.rows.len() / n), dev)?;
+    let levels = Tensor::from_slice(&b.levels, (n, b.levels.len() / n), dev)?;
     let target = Tensor::from_slice(&b.pitch_target, (n, N_CANDIDATES), dev)?;
     let voiced = Tensor::from_slice(&b.voiced, n, dev)?;
     let onset = Tensor::from_slice(&b.onset, n, dev)?;
@@ -233,11 +234,11 @@ fn validate(vars: &NetTensors, index: &Tensor, val: &[Example], d: usize, cfg: &
     Ok((pitch_ok as f32 / voiced_ref.max(1) as f32, voicing_ok as f32 / frames.max(1) as f32, loss_sum / batches.max(1) as f32))
 }
 
-/// Deterministic initial weights (He-scaled normal, zero biases).
-fn init_vars(seed: u64, dev: &Device) -> candle_core::Result<Vec<Var>> {
+/// Deterministic initial weights (He-scaled normal, zero biases) for `frames` context frames.
+fn init_vars(seed: u64, frames: usize, dev: &Device) -> candle_core::Result<Vec<Var>> {
     let mut r = Rand::new(seed ^ 0x5eed_1157);
     let mut vars = Vec::new();
-    for (name, shape) in NET_SPECS.iter().filter(|(n, _)| !n.ends_with("calib")) {
+    for (name, shape) in net::net_specs(frames).iter().filter(|(n, _)| !n.ends_with("calib")) {
         let count: usize = shape.iter().product();
         let data: Vec<f32> = if shape.len() == 2 {
             let std = (2.0 / shape[0] as f32).sqrt();
@@ -247,7 +248,7 @@ fn init_vars(seed: u64, dev: &Device) -> candle_core::Result<Vec<Var>> {
         } else {
             vec![0.0; count]
         };
-        vars.push(Var::from_tensor(&Tensor::from_vec(data, *shape, dev)?)?);
+        vars.push(Var::from_tensor(&Tensor::from_vec(data, shape.as_slice(), dev)?)?);
     }
     Ok(vars)
 }
@@ -257,18 +258,18 @@ fn tensors_of(vars: &[Var]) -> NetTensors {
 }
 
 /// The trained network as named host tensors (for a model file), calibration included.
-pub fn export(vars: &NetTensors, detection_hops: usize, context: &Context) -> candle_core::Result<Vec<(&'static str, HostTensor)>> {
+pub fn export(vars: &NetTensors, detection_hops: usize, context: &[usize]) -> candle_core::Result<Vec<(&'static str, HostTensor)>> {
     let mut out = Vec::new();
-    for ((name, shape), t) in NET_SPECS.iter().filter(|(n, _)| !n.ends_with("calib")).zip(vars.to_vec()) {
-        out.push((*name, HostTensor { shape: shape.to_vec(), data: t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()? }));
+    for ((name, shape), t) in net::net_specs(context.len()).into_iter().filter(|(n, _)| !n.ends_with("calib")).zip(vars.to_vec()) {
+        out.push((name, HostTensor { shape, data: t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()? }));
     }
     // [voicing threshold, onset threshold, detection hops, level gate dBFS]: the trained voicing
     // already rejects noise and silence, so the level gate only stops near-silence (the clips
     // go down to −40 dBFS peak, a quiet voice's hops to −60 dBFS).
     out.push(("listener.net.calib", HostTensor { shape: vec![4], data: vec![0.5, 0.5, detection_hops as f32, -80.0] }));
     // Written only when not the shipped offsets, so that a default training's file is unchanged.
-    if *context != CONTEXT {
-        out.push(("listener.net.context", HostTensor { shape: vec![CONTEXT.len()], data: context.iter().map(|&c| c as f32).collect() }));
+    if context != CONTEXT {
+        out.push(("listener.net.context", HostTensor { shape: vec![context.len()], data: context.iter().map(|&c| c as f32).collect() }));
     }
     Ok(out)
 }
@@ -282,6 +283,7 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
     let d = cfg.detection_hops;
     assert!(d < net::history(&cfg.context), "detection hops must be inside the context");
     assert!(cfg.context.iter().all(|&c| c <= net::MAX_CONTEXT_BACK), "context offsets up to {} hops", net::MAX_CONTEXT_BACK);
+    assert!((1..=net::MAX_CONTEXT_FRAMES).contains(&cfg.context.len()), "1 to {} context frames", net::MAX_CONTEXT_FRAMES);
     progress(Progress::Data { done: 0, total: cfg.clips + cfg.val_clips });
     let train_set = make_examples(cfg.seed * 1_000_000, cfg.clips, Split::Train, cfg.steep_hums);
     progress(Progress::Data { done: cfg.clips, total: cfg.clips + cfg.val_clips });
@@ -289,8 +291,9 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
     progress(Progress::Data { done: cfg.clips + cfg.val_clips, total: cfg.clips + cfg.val_clips });
     // Every frame whose label hop exists.
     let all: Vec<(usize, usize)> = train_set.iter().enumerate().flat_map(|(e, ex)| (d..ex.frames).map(move |t| (e, t))).collect();
-    let index = Tensor::from_vec(net::gather_index(), N_CANDIDATES * net::IN_PER_CAND, &dev)?;
-    let vars = init_vars(cfg.seed, &dev)?;
+    let frames = cfg.context.len();
+    let index = Tensor::from_vec(net::gather_index(frames), N_CANDIDATES * net::in_per_cand(frames), &dev)?;
+    let vars = init_vars(cfg.seed, frames, &dev)?;
     let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.lr, weight_decay: 1e-4, ..Default::default() })?;
     let mut r = Rand::new(cfg.seed ^ 0x0ba7_c4e5);
     let started = std::time::Instant::now();
@@ -351,7 +354,7 @@ mod tests {
         eprintln!("loss over steps 1-10: {first:.3}, over steps 21-30: {last:.3}");
         assert!(first.is_finite() && last.is_finite());
         assert!(last < 0.8 * first, "loss did not fall: {first} -> {last}");
-        assert_eq!(tensors.len(), NET_SPECS.len());
+        assert_eq!(tensors.len(), net::NET_NAMES.len());
         // Seeded: the same command trains the same network.
         let (again, _) = train(&cfg, &mut |_| {}).unwrap();
         for ((n, a), (_, b)) in tensors.iter().zip(&again) {
@@ -361,11 +364,12 @@ mod tests {
 
     #[test]
     fn streaming_steps_equal_the_batched_forward() {
-        // The shipped context, and a longer one as `train listener --hops 12 --context …` makes
-        // (its own file tensor; 17 frames of history).
-        for (context, delay) in [(CONTEXT, 3), ([0, 5, 9, 12, 14, 16], 12)] {
+        // The shipped context; a longer one as `train listener --hops 12 --context …` makes
+        // (its own file tensor; 17 frames of history); and eight frames reaching 32 hops back
+        // (a wider first layer and head).
+        for (context, delay) in [(CONTEXT.to_vec(), 3), (vec![0, 5, 9, 12, 14, 16], 12), (vec![0, 1, 2, 3, 5, 7, 12, 32], 3)] {
             let dev = Device::Cpu;
-            let vars = init_vars(7, &dev).unwrap();
+            let vars = init_vars(7, context.len(), &dev).unwrap();
             let mut all = crate::v0::build_tensors();
             all.extend(export(&tensors_of(&vars), delay, &context).unwrap());
             let bytes = crate::model::Model::serialize("test-net", &all).unwrap();
@@ -393,15 +397,37 @@ mod tests {
             }
             // The training reads stored frames by offset; the stream reads its ring: same rows.
             let feats: Vec<Vec<f32>> = (0..40).map(|k| (0..N_FEATURES).map(|f| ((k * 31 + f * 7) % 97) as f32 * 0.01).collect()).collect();
-            let mut asm = net::InputAssembler::new(context);
+            let mut asm = net::InputAssembler::new(&context);
             let zeros = vec![0.0f32; N_FEATURES];
+            let (row_len, nc) = (net::row_len(context.len()), context.len());
             for (k, f) in feats.iter().enumerate() {
-                let (mut row, mut lv) = (vec![0.0; ROW], vec![0.0; CONTEXT.len()]);
+                let (mut row, mut lv) = (vec![0.0; row_len], vec![0.0; nc]);
                 asm.push(f, &mut row, &mut lv);
-                let (mut row2, mut lv2) = (vec![0.0; ROW], vec![0.0; CONTEXT.len()]);
+                let (mut row2, mut lv2) = (vec![0.0; row_len], vec![0.0; nc]);
                 net::assemble(|back| if back <= k { &feats[k - back] } else { &zeros }, &context, &mut row2, &mut lv2);
                 assert_eq!((row, lv), (row2, lv2), "frame {k}, context {context:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_model_file_whose_context_disagrees_with_its_layers_is_refused() {
+        let vars = init_vars(7, 8, &Device::Cpu).unwrap();
+        let file = |context: &[usize], tensors: &[(&'static str, HostTensor)]| {
+            let mut all = crate::v0::build_tensors();
+            all.extend(tensors.iter().filter(|(n, _)| *n != "listener.net.context").cloned());
+            all.push(("listener.net.context", HostTensor { shape: vec![context.len()], data: context.iter().map(|&c| c as f32).collect() }));
+            crate::model::Model::from_bytes(&crate::model::Model::serialize("test-net", &all).unwrap())
+        };
+        let eight = export(&tensors_of(&vars), 3, &[0, 1, 2, 3, 5, 7, 12, 32]).unwrap();
+        assert!(file(&[0, 1, 2, 3, 5, 7, 12, 32], &eight).is_ok());
+        // Eight frames' weights under six offsets: the first layer's shape is named.
+        let err = file(&[0, 1, 2, 3, 5, 7], &eight).unwrap_err().to_string();
+        assert!(err.contains("listener.net.w1") && err.contains("[168, 48]") && err.contains("[126, 48]"), "{err}");
+        // More frames than a file may ask for, and none.
+        let err = file(&[0; 13], &eight).unwrap_err().to_string();
+        assert!(err.contains("1 to 12 context offsets"), "{err}");
+        let err = file(&[], &eight).unwrap_err().to_string();
+        assert!(err.contains("1 to 12 context offsets"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! The trained listener: a small causal network over the engine's log-frequency features.
 //!
 //! Input, per analysis frame `t` (the newest): the log-frequency features (20-cent grid, see
-//! [`crate::v0`]) of the frames `t - CONTEXT[c]`, log-compressed relative to the loudest feature
+//! [`crate::v0`]) of the frames `t - context[c]`, log-compressed relative to the loudest feature
 //! of the last [`HISTORY`] frames (so level changes between frames stay visible), and the level
 //! of each of those frames. For every 20-cent pitch candidate the network gathers the features
 //! at the candidate's subharmonic, fundamental and harmonics 2–6 in every context frame, and at
@@ -25,8 +25,13 @@ use crate::v0::{candidate_midi, CAND_PER_SEMITONE, N_CANDIDATES, N_FEATURES};
 
 /// Frames kept for the context and the normalisation (at least; see [`history`]).
 pub const HISTORY: usize = 8;
-/// Context frames, as offsets back from the newest frame (the shipped listener's).
+/// Context frames, as offsets back from the newest frame, of a model file that names none (the
+/// listeners shipped until the twenty-first session).
 pub const CONTEXT: [usize; 6] = [0, 1, 2, 3, 5, 7];
+/// Context frames of the shipped listener and of `cargo xtask train listener` by default: those of
+/// [`CONTEXT`] and two reaching 64 and 171 ms back (a note's rise against the previous note's
+/// reverberant tail; BENCHMARKS "Eight context frames").
+pub const TRAIN_CONTEXT: [usize; 8] = [0, 1, 2, 3, 5, 7, 12, 32];
 /// Context offsets of one network: [`CONTEXT`], or 1 to [`MAX_CONTEXT_FRAMES`] others that a
 /// model file names (`listener.net.context`). The number of frames sets the input layer's and
 /// the head's shapes ([`net_specs`]).

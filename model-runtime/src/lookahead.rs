@@ -867,7 +867,10 @@ mod sung {
     /// A melisma of 70 ms notes (a riff at 16ths of 214 bpm): every note starts within the
     /// correction gap (80 ms) of the one before, but each holds its pitch longer than the hold
     /// (50 ms), so the placement keeps them (before the hold it kept 1 of 12); the same run at
-    /// 45 ms notes keeps most of its notes once the minimum note is 30 ms.
+    /// 45 ms notes keeps most of its notes once the minimum note is 30 ms. Whatever the
+    /// listener, the placement keeps every note the live decoder got right; the eight-frame
+    /// listener (twenty-first session) hears neither semitone step of this run (B4→C5 at 0.51 s,
+    /// C5→B4 at 0.72 s) live, so 10 of 12, where the six-frame listener before it heard one.
     #[test]
     fn the_notes_of_a_fast_melisma_are_kept() {
         let p = VoiceParams { voice: Voice::Female, formant_scale: 1.0, tilt: 1.0, breath: 0.01, jitter: 0.004, shimmer: 0.04, vibrato_hz: 5.5, attack_s: 0.03, hummed: false };
@@ -893,13 +896,14 @@ mod sung {
             let tracked = track(Which::Trained, &model, &frames, &clip.audio, &t, &controls, delay);
             let reference: Vec<(f32, f32)> = notes.iter().map(|n| (n.start_s, n.midi)).collect();
             let s = score_notes(&reference, &tracked.placed, 0.05, 0.5);
-            eprintln!("{dur} s notes, minimum note {min_note_ms} ms: placed {} of 12 ({} notes)\nplaced {:?}\nlive {:?}", s.matched, s.n_est, tracked.placed, tracked.notes);
-            (s.matched, s.n_est)
+            let live = score_notes(&reference, &tracked.notes, 0.05, 0.5);
+            eprintln!("{dur} s notes, minimum note {min_note_ms} ms: placed {} of 12 ({} notes), live {}\nplaced {:?}\nlive {:?}", s.matched, s.n_est, live.matched, tracked.placed, tracked.notes);
+            (s.matched, s.n_est, live.matched)
         };
-        let (matched, n) = run(0.07, Controls::default().min_note_ms);
-        assert!(matched >= 11 && n <= 13, "70 ms notes: {matched} of 12 placed, {n} notes");
-        let (short_default, _) = run(0.045, Controls::default().min_note_ms);
-        let (short_30, _) = run(0.045, 30.0);
+        let (matched, n, live) = run(0.07, Controls::default().min_note_ms);
+        assert!(matched >= 10 && matched >= live && n <= 13, "70 ms notes: {matched} of 12 placed ({live} live), {n} notes");
+        let (short_default, ..) = run(0.045, Controls::default().min_note_ms);
+        let (short_30, ..) = run(0.045, 30.0);
         assert!(short_30 >= 9 && short_30 > short_default, "45 ms notes: {short_30} of 12 with a 30 ms minimum note, {short_default} with the default");
     }
 

@@ -159,9 +159,9 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
         csv_path.display(),
         png.display()
     );
-    // Every listener trained since the sixteenth session other than the shipped seed (7 of 7:
-    // seeds 2-4 of this recipe, other singers) heard a low real note an octave up where the
-    // shipped one does not: the real clips are the first thing to look at.
+    // Most listeners trained since the sixteenth session heard a low real note an octave up
+    // (seeds 2-4 of the six-frame recipe, other singers, seed 1 of the eight-frame one): the
+    // real clips are the first thing to look at.
     println!("check it on real voices before shipping it: cargo xtask eval listener-real --model {}", out.display());
     Ok(())
 }

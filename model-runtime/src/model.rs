@@ -161,8 +161,9 @@ impl Model {
         let has_net = st.names().iter().any(|n| n.starts_with("listener.net."));
         if has_net {
             use crate::listener_net::{net_specs, CONTEXT, MAX_CONTEXT_BACK, MAX_CONTEXT_FRAMES};
-            // Optional: context offsets other than the shipped listener's; their number sets
-            // the shapes of the first layer and the head.
+            // Optional (the shipped listener has it): context offsets other than the six a file
+            // without the tensor stands for; their number sets the shapes of the first layer
+            // and the head.
             const CONTEXT_NAME: &str = "listener.net.context";
             let mut frames = CONTEXT.len();
             if st.names().contains(&CONTEXT_NAME) {

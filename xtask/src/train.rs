@@ -160,7 +160,7 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
         png.display()
     );
     // Most listeners trained since the sixteenth session heard a low real note an octave up
-    // (seeds 2-4 of the six-frame recipe, other singers, seed 1 of the eight-frame one): the
+    // (seeds 2-4 of the six-frame recipe, other singers, seeds 1 and 3 of the eight-frame one): the
     // real clips are the first thing to look at.
     println!("check it on real voices before shipping it: cargo xtask eval listener-real --model {}", out.display());
     Ok(())

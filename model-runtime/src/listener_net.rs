@@ -41,6 +41,19 @@ pub const MAX_CONTEXT_BACK: usize = 63;
 /// Most context frames a model file may ask for.
 pub const MAX_CONTEXT_FRAMES: usize = 12;
 
+/// Whether a network may take `context`: 1 to [`MAX_CONTEXT_FRAMES`] offsets, none more than
+/// [`MAX_CONTEXT_BACK`] hops back. The one check behind a model file's `listener.net.context`,
+/// `train listener --context` and the trainer's configuration.
+pub fn check_context(context: &[usize]) -> Result<(), String> {
+    if !(1..=MAX_CONTEXT_FRAMES).contains(&context.len()) {
+        return Err(format!("a listener takes 1 to {MAX_CONTEXT_FRAMES} context offsets, not {}", context.len()));
+    }
+    match context.iter().find(|&&c| c > MAX_CONTEXT_BACK) {
+        Some(c) => Err(format!("context offset {c} lies more than {MAX_CONTEXT_BACK} hops back")),
+        None => Ok(()),
+    }
+}
+
 /// Frames a network with `context` keeps: the oldest context frame's, at least [`HISTORY`]
 /// (the input normalisation looks at all of them).
 pub fn history(context: &[usize]) -> usize {
@@ -170,11 +183,13 @@ impl NetTensors {
     }
 }
 
-/// Forward pass: `rows` `[B, row_len(F)]` and `levels` `[B, F]` for `F` context frames →
+/// Forward pass: `rows` `[B, row_len(F)]` and `levels` `[B, F]` for `F` context frames, with
+/// `index` = [`gather_index`]`(F)` →
 /// pitch logits `[B, N_CANDIDATES]` and head logits `[B, 2]` (voicing, onset).
 pub fn forward(net: &NetTensors, index: &Tensor, rows: &Tensor, levels: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
     let b = rows.dim(0)?;
-    let x = rows.index_select(index, 1)?.reshape((b * N_CANDIDATES, in_per_cand(levels.dim(1)?)))?;
+    // The gather index defines each candidate's inputs.
+    let x = rows.index_select(index, 1)?.reshape((b * N_CANDIDATES, index.dim(0)? / N_CANDIDATES))?;
     let h1 = x.matmul(&net.w1)?.broadcast_add(&net.b1)?.relu()?;
     let h2 = h1.matmul(&net.w2)?.broadcast_add(&net.b2)?.relu()?;
     let logits = h2.matmul(&net.w3)?.broadcast_add(&net.b3)?.reshape((b, N_CANDIDATES))?;
@@ -358,7 +373,8 @@ fn matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usiz
 }
 
 impl HostStep {
-    fn new(model: &Model, timing: &Timing, frames: usize) -> candle_core::Result<HostStep> {
+    /// `index`: [`gather_index`]`(frames)`.
+    fn new(model: &Model, timing: &Timing, frames: usize, index: Vec<u32>) -> candle_core::Result<HostStep> {
         let m = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
         let proj = crate::features::SparseRows::from_dense(&m, timing.analysis_bins, N_FEATURES);
         let get = |name: &str| -> candle_core::Result<Vec<f32>> {
@@ -366,7 +382,7 @@ impl HostStep {
         };
         Ok(HostStep {
             proj,
-            index: gather_index(frames),
+            index,
             w1: get("listener.net.w1")?,
             b1: get("listener.net.b1")?,
             w2: get("listener.net.w2")?,
@@ -466,7 +482,8 @@ impl ListenerNet {
         }
         let context = context_of(model);
         let frames = context.len();
-        let index = Tensor::from_vec(gather_index(frames), N_CANDIDATES * in_per_cand(frames), device)?;
+        let gather = gather_index(frames);
+        let index = Tensor::from_slice(&gather, gather.len(), device)?;
         Ok(ListenerNet {
             device: device.clone(),
             interp,
@@ -477,7 +494,7 @@ impl ListenerNet {
             row: vec![0.0; row_len(frames)],
             levels: vec![0.0; frames],
             feats: Vec::with_capacity(N_FEATURES),
-            host: if device.is_cpu() { Some(Box::new(HostStep::new(model, timing, frames)?)) } else { None },
+            host: if device.is_cpu() { Some(Box::new(HostStep::new(model, timing, frames, gather)?)) } else { None },
         })
     }
 

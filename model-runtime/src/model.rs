@@ -160,7 +160,7 @@ impl Model {
         // is damaged, not a v0 file.
         let has_net = st.names().iter().any(|n| n.starts_with("listener.net."));
         if has_net {
-            use crate::listener_net::{net_specs, CONTEXT, MAX_CONTEXT_BACK, MAX_CONTEXT_FRAMES};
+            use crate::listener_net::{check_context, net_specs, CONTEXT};
             // Optional (the shipped listener has it): context offsets other than the six a file
             // without the tensor stands for; their number sets the shapes of the first layer
             // and the head.
@@ -168,14 +168,17 @@ impl Model {
             let mut frames = CONTEXT.len();
             if st.names().contains(&CONTEXT_NAME) {
                 let view = st.tensor(CONTEXT_NAME).map_err(|e| ModelError::Format(format!("tensor '{CONTEXT_NAME}': {e}")))?;
-                frames = match view.shape() {
-                    &[n] if (1..=MAX_CONTEXT_FRAMES).contains(&n) => n,
-                    s => return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' has shape {s:?}: 1 to {MAX_CONTEXT_FRAMES} context offsets"))),
+                let n = match view.shape() {
+                    &[n] => n,
+                    s => return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' has shape {s:?}: a list of context offsets"))),
                 };
-                let t = read(CONTEXT_NAME, &[frames])?;
-                if let Some(v) = t.data.iter().find(|&&v| !(0.0..=MAX_CONTEXT_BACK as f32).contains(&v) || v.fract() != 0.0) {
-                    return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' holds {v}: context offsets are whole numbers of hops, 0 to {MAX_CONTEXT_BACK}")));
+                let t = read(CONTEXT_NAME, &[n])?;
+                if let Some(v) = t.data.iter().find(|&&v| !(v >= 0.0 && v.fract() == 0.0)) {
+                    return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' holds {v}: context offsets are whole numbers of hops")));
                 }
+                let offsets: Vec<usize> = t.data.iter().map(|&v| v as usize).collect();
+                check_context(&offsets).map_err(|e| ModelError::Format(format!("tensor '{CONTEXT_NAME}': {e}")))?;
+                frames = n;
                 tensors.insert(CONTEXT_NAME, t);
             }
             for (name, shape) in net_specs(frames) {

@@ -102,6 +102,10 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
         let context = t.iter_mut().find(|(n, _)| *n == "listener.net.context").expect("the shipped listener names its context");
         *context.1.data.last_mut().unwrap() = 100.0;
     });
+    let half_hop_context = edited(&|t| {
+        let context = t.iter_mut().find(|(n, _)| *n == "listener.net.context").expect("the shipped listener names its context");
+        context.1.data[1] = 2.5;
+    });
     // The decoder's thresholds fitted to the listener (`eval fit-decoder --write`), one out of
     // its range: the live row's pitch confidence 1.5 (a share, at most 1).
     let bad_thresholds = edited(&|t| {
@@ -123,7 +127,8 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
         ("NaN-filled matrix", write("nan.safetensors", &assemble(&h, &nan)), words(&["non-finite", &name])),
         ("one infinite weight", write("inf.safetensors", &assemble(&h, &inf)), words(&["non-finite", &name])),
         ("listener of another detection delay", write("delay8.safetensors", &other_delay), words(&["looks 8 hops ahead", "listeners that look 3 hops ahead"])),
-        ("context offset out of range", write("context100.safetensors", &far_context), words(&["listener.net.context", "holds 100"])),
+        ("context offset out of range", write("context100.safetensors", &far_context), words(&["listener.net.context", "context offset 100", "63 hops back"])),
+        ("context offset between hops", write("context2.5.safetensors", &half_hop_context), words(&["listener.net.context", "holds 2.5", "whole numbers of hops"])),
         ("decoder threshold out of range", write("decoder-thresholds.safetensors", &bad_thresholds), words(&["listener.net.decoder", "(live)", "confidence min 1.5"])),
     ]
 }

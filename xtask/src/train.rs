@@ -49,14 +49,8 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     set_flag(args, "--seed", &mut cfg.seed)?;
     set_flag(args, "--hops", &mut cfg.detection_hops)?;
     if let Some(v) = flag::<String>(args, "--context")? {
-        use hummingface_runtime::listener_net::MAX_CONTEXT_FRAMES;
         cfg.context = v.split(',').map(|x| x.trim().parse()).collect::<Result<_, _>>().with_context(|| format!("--context {v}: whole numbers of hops, comma-separated"))?;
-        if !(1..=MAX_CONTEXT_FRAMES).contains(&cfg.context.len()) {
-            bail!("--context takes 1 to {MAX_CONTEXT_FRAMES} offsets, got {}", cfg.context.len());
-        }
-        if cfg.context.iter().any(|&c| c > hummingface_runtime::listener_net::MAX_CONTEXT_BACK) {
-            bail!("--context offsets go up to {} hops", hummingface_runtime::listener_net::MAX_CONTEXT_BACK);
-        }
+        hummingface_runtime::listener_net::check_context(&cfg.context).map_err(|e| anyhow::anyhow!("--context {v}: {e}"))?;
     }
     if cfg.detection_hops >= hummingface_runtime::listener_net::history(&cfg.context) {
         bail!("--hops {} lies outside the context (offsets {:?}): the listener must see the hop it describes", cfg.detection_hops, cfg.context);

@@ -283,8 +283,7 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
     let dev = Device::Cpu;
     let d = cfg.detection_hops;
     assert!(d < net::history(&cfg.context), "detection hops must be inside the context");
-    assert!(cfg.context.iter().all(|&c| c <= net::MAX_CONTEXT_BACK), "context offsets up to {} hops", net::MAX_CONTEXT_BACK);
-    assert!((1..=net::MAX_CONTEXT_FRAMES).contains(&cfg.context.len()), "1 to {} context frames", net::MAX_CONTEXT_FRAMES);
+    net::check_context(&cfg.context).map_err(candle_core::Error::Msg)?;
     progress(Progress::Data { done: 0, total: cfg.clips + cfg.val_clips });
     let train_set = make_examples(cfg.seed * 1_000_000, cfg.clips, Split::Train, cfg.steep_hums);
     progress(Progress::Data { done: cfg.clips, total: cfg.clips + cfg.val_clips });
@@ -429,8 +428,8 @@ mod tests {
         assert!(err.contains("listener.net.w1") && err.contains("[168, 48]") && err.contains("[126, 48]"), "{err}");
         // More frames than a file may ask for, and none.
         let err = file(&[0; 13], &eight).unwrap_err().to_string();
-        assert!(err.contains("1 to 12 context offsets"), "{err}");
+        assert!(err.contains("1 to 12 context offsets, not 13"), "{err}");
         let err = file(&[], &eight).unwrap_err().to_string();
-        assert!(err.contains("1 to 12 context offsets"), "{err}");
+        assert!(err.contains("1 to 12 context offsets, not 0"), "{err}");
     }
 }

@@ -186,83 +186,93 @@ impl Default for DecoderTuning {
     }
 }
 
-impl DecoderTuning {
-    /// Values in a model file's `listener.net.decoder` row (see [`DecoderTuning::to_row`]).
-    pub const ROW: usize = 14;
+/// A field of [`DecoderTuning`] as a value of a model file's row.
+trait RowValue: Sized + Copy {
+    fn to_value(self) -> f32;
+    /// The field from a value already inside its range; an error says why it cannot be one.
+    fn from_value(v: f32) -> Result<Self, &'static str>;
+}
 
+impl RowValue for f32 {
+    fn to_value(self) -> f32 {
+        self
+    }
+    fn from_value(v: f32) -> Result<Self, &'static str> {
+        Ok(v)
+    }
+}
+
+macro_rules! frame_count_row_value {
+    ($($t:ty),*) => {$(
+        impl RowValue for $t {
+            fn to_value(self) -> f32 {
+                self as f32
+            }
+            fn from_value(v: f32) -> Result<Self, &'static str> {
+                if v.fract() == 0.0 { Ok(v as $t) } else { Err("is not a whole number of frames") }
+            }
+        }
+    )*};
+}
+frame_count_row_value!(u32, u64);
+
+/// The row of a model file's `listener.net.decoder` tensor, named once: each field in row order
+/// with the name an error uses and the range a file may hold.
+macro_rules! decoder_tuning_row {
+    ($($field:ident: $name:literal, $lo:expr, $hi:expr;)*) => {
+        impl DecoderTuning {
+            /// Values in a model file's `listener.net.decoder` row (see [`DecoderTuning::to_row`]).
+            pub const ROW: usize = [$($name),*].len();
+
+            /// As a row of a model file's `listener.net.decoder` tensor.
+            pub fn to_row(&self) -> [f32; Self::ROW] {
+                [$(RowValue::to_value(self.$field)),*]
+            }
+
+            /// From a row written by [`DecoderTuning::to_row`]; an error names the value out of
+            /// its range.
+            pub fn from_row(r: &[f32]) -> Result<DecoderTuning, String> {
+                if r.len() != Self::ROW {
+                    return Err(format!("{} values, want {}", r.len(), Self::ROW));
+                }
+                let mut values = r.iter().copied();
+                Ok(DecoderTuning {$(
+                    $field: {
+                        let v = values.next().unwrap_or(f32::NAN);
+                        let (lo, hi): (f32, f32) = ($lo, $hi);
+                        if !(lo..=hi).contains(&v) {
+                            return Err(format!("{} {v} outside {lo}..={hi}", $name));
+                        }
+                        RowValue::from_value(v).map_err(|why| format!("{} {v} {why}", $name))?
+                    },
+                )*})
+            }
+        }
+    };
+}
+
+decoder_tuning_row! {
+    settle_spread: "settle spread", 0.0, 12.0;
+    settle_step: "settle step", 0.0, 12.0;
+    wait_frames: "wait frames", 1.0, 64.0;
+    extrapolate: "extrapolate", 0.0, 16.0;
+    off_frames: "off frames", 1.0, 64.0;
+    onset_peak: "onset peak", 0.0, 1.0;
+    change_deviation: "change deviation", 0.0, 12.0;
+    change_jump: "change jump", 0.0, 24.0;
+    scoop_rise: "scoop rise", 0.0, 1.0;
+    vibrato_margin: "vibrato margin", 0.0, 12.0;
+    confidence_min: "confidence min", 0.0, 1.0;
+    lead_gate_db: "lead gate dB", 0.0, 200.0;
+    voicing_offset: "voicing offset", -1.0, 1.0;
+    octave_below_max: "octave below max", 0.0, 1.0;
+}
+
+impl DecoderTuning {
     /// The thresholds of the decoder behind the lookahead placement when the model file names
     /// none ([`NoteDecoder::for_placement`]; see [`crate::tracker::Voicing::for_placement`]).
     pub fn placement() -> DecoderTuning {
         DecoderTuning { octave_below_max: OCTAVE_BELOW_MAX_PLACED, ..DecoderTuning::default() }
-    }
-
-    /// As a row of a model file's `listener.net.decoder` tensor (field order).
-    pub fn to_row(&self) -> [f32; Self::ROW] {
-        [
-            self.settle_spread,
-            self.settle_step,
-            self.wait_frames as f32,
-            self.extrapolate,
-            self.off_frames as f32,
-            self.onset_peak,
-            self.change_deviation,
-            self.change_jump,
-            self.scoop_rise,
-            self.vibrato_margin,
-            self.confidence_min,
-            self.lead_gate_db,
-            self.voicing_offset,
-            self.octave_below_max,
-        ]
-    }
-
-    /// From a row written by [`DecoderTuning::to_row`]; an error names the value out of its range.
-    pub fn from_row(r: &[f32]) -> Result<DecoderTuning, String> {
-        if r.len() != Self::ROW {
-            return Err(format!("{} values, want {}", r.len(), Self::ROW));
-        }
-        let checks: [(&str, f32, f32, f32); Self::ROW] = [
-            ("settle spread", r[0], 0.0, 12.0),
-            ("settle step", r[1], 0.0, 12.0),
-            ("wait frames", r[2], 1.0, 64.0),
-            ("extrapolate", r[3], 0.0, 16.0),
-            ("off frames", r[4], 1.0, 64.0),
-            ("onset peak", r[5], 0.0, 1.0),
-            ("change deviation", r[6], 0.0, 12.0),
-            ("change jump", r[7], 0.0, 24.0),
-            ("scoop rise", r[8], 0.0, 1.0),
-            ("vibrato margin", r[9], 0.0, 12.0),
-            ("confidence min", r[10], 0.0, 1.0),
-            ("lead gate dB", r[11], 0.0, 200.0),
-            ("voicing offset", r[12], -1.0, 1.0),
-            ("octave below max", r[13], 0.0, 1.0),
-        ];
-        for (name, v, lo, hi) in checks {
-            if !(lo..=hi).contains(&v) {
-                return Err(format!("{name} {v} outside {lo}..={hi}"));
-            }
-        }
-        for (name, v) in [("wait frames", r[2]), ("off frames", r[4])] {
-            if v.fract() != 0.0 {
-                return Err(format!("{name} {v} is not a whole number of frames"));
-            }
-        }
-        Ok(DecoderTuning {
-            settle_spread: r[0],
-            settle_step: r[1],
-            wait_frames: r[2] as u64,
-            extrapolate: r[3],
-            off_frames: r[4] as u32,
-            onset_peak: r[5],
-            change_deviation: r[6],
-            change_jump: r[7],
-            scoop_rise: r[8],
-            vibrato_margin: r[9],
-            confidence_min: r[10],
-            lead_gate_db: r[11],
-            octave_below_max: r[13],
-            voicing_offset: r[12],
-        })
     }
 }
 

@@ -67,6 +67,9 @@ pub enum ModelError {
     Dtype { name: &'static str, got: String },
     #[error("tensor '{name}' holds a non-finite value at index {index}")]
     NotFinite { name: &'static str, index: usize },
+    /// A tensor whose shape and values are well formed but which the engine cannot use.
+    #[error("tensor '{name}' {what}")]
+    Value { name: &'static str, what: String },
     #[error("model file metadata: {0}")]
     Metadata(String),
     #[error("the model's listener looks {got} hops ahead (trained with `--hops {got}`); the engine plays listeners that look {want} hops ahead, the latency it reports")]
@@ -170,14 +173,14 @@ impl Model {
                 let view = st.tensor(CONTEXT_NAME).map_err(|e| ModelError::Format(format!("tensor '{CONTEXT_NAME}': {e}")))?;
                 let n = match view.shape() {
                     &[n] => n,
-                    s => return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' has shape {s:?}: a list of context offsets"))),
+                    s => return Err(ModelError::Value { name: CONTEXT_NAME, what: format!("has shape {s:?}: it is a list of context offsets") }),
                 };
                 let t = read(CONTEXT_NAME, &[n])?;
                 if let Some(v) = t.data.iter().find(|&&v| !(v >= 0.0 && v.fract() == 0.0)) {
-                    return Err(ModelError::Format(format!("tensor '{CONTEXT_NAME}' holds {v}: context offsets are whole numbers of hops")));
+                    return Err(ModelError::Value { name: CONTEXT_NAME, what: format!("holds {v}: context offsets are whole numbers of hops") });
                 }
                 let offsets: Vec<usize> = t.data.iter().map(|&v| v as usize).collect();
-                check_context(&offsets).map_err(|e| ModelError::Format(format!("tensor '{CONTEXT_NAME}': {e}")))?;
+                check_context(&offsets).map_err(|e| ModelError::Value { name: CONTEXT_NAME, what: format!("names no usable context: {e}") })?;
                 frames = n;
                 tensors.insert(CONTEXT_NAME, t);
             }
@@ -189,7 +192,7 @@ impl Model {
         if has_net && st.names().contains(&DECODER_TUNING) {
             let t = read(DECODER_TUNING, &[2 * crate::decoder::DecoderTuning::ROW])?;
             for (row, what) in t.data.chunks_exact(crate::decoder::DecoderTuning::ROW).zip(["live", "placed"]) {
-                crate::decoder::DecoderTuning::from_row(row).map_err(|e| ModelError::Format(format!("tensor '{DECODER_TUNING}' ({what}): {e}")))?;
+                crate::decoder::DecoderTuning::from_row(row).map_err(|e| ModelError::Value { name: DECODER_TUNING, what: format!("({what}) holds a threshold out of range: {e}") })?;
             }
             tensors.insert(DECODER_TUNING, t);
         }

@@ -70,6 +70,8 @@ pub enum ModelError {
     /// A tensor whose shape and values are well formed but which the engine cannot use.
     #[error("tensor '{name}' {what}")]
     Value { name: &'static str, what: String },
+    #[error("tensor '{0}' is not one this build reads (a model file from a newer build?)")]
+    Unknown(String),
     #[error("model file metadata: {0}")]
     Metadata(String),
     #[error("the model's listener looks {got} hops ahead (trained with `--hops {got}`); the engine plays listeners that look {want} hops ahead, the latency it reports")]
@@ -201,6 +203,11 @@ impl Model {
             for &(name, shape) in crate::pianist_net::NET_SPECS {
                 tensors.insert(name, read(name, shape)?);
             }
+        }
+        // A tensor this build does not read would be left out silently, and a network that
+        // needs it would play wrong: such a file is refused.
+        if let Some(unknown) = st.names().into_iter().find(|n| !tensors.contains_key(&n[..])) {
+            return Err(ModelError::Unknown(unknown.to_string()));
         }
         Ok(Model { listener: crate::generator::ListenerKind::V0, pianist: crate::generator::PianistKind::Trained, name, tensors })
     }

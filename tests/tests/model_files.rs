@@ -102,6 +102,9 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
         let context = t.iter_mut().find(|(n, _)| *n == "listener.net.context").expect("the shipped listener names its context");
         *context.1.data.last_mut().unwrap() = 100.0;
     });
+    // A tensor this build does not read (a later build's layer): played without it, the network
+    // would be wrong.
+    let unknown_tensor = edited(&|t| t.push(("listener.net.wx", hummingface_runtime::model::HostTensor { shape: vec![2], data: vec![0.5, 0.5] })));
     let half_hop_context = edited(&|t| {
         let context = t.iter_mut().find(|(n, _)| *n == "listener.net.context").expect("the shipped listener names its context");
         context.1.data[1] = 2.5;
@@ -129,6 +132,7 @@ fn bad_files(dir: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
         ("listener of another detection delay", write("delay8.safetensors", &other_delay), words(&["looks 8 hops ahead", "listeners that look 3 hops ahead"])),
         ("context offset out of range", write("context100.safetensors", &far_context), words(&["listener.net.context", "context offset 100", "63 hops back"])),
         ("context offset between hops", write("context2.5.safetensors", &half_hop_context), words(&["listener.net.context", "holds 2.5", "whole numbers of hops"])),
+        ("a tensor this build does not read", write("unknown-tensor.safetensors", &unknown_tensor), words(&["listener.net.wx", "not one this build reads"])),
         ("decoder threshold out of range", write("decoder-thresholds.safetensors", &bad_thresholds), words(&["listener.net.decoder", "(live)", "confidence min 1.5"])),
     ]
 }

@@ -132,9 +132,21 @@ pub fn net_specs(frames: usize) -> Vec<(&'static str, Vec<usize>)> {
     NET_NAMES.into_iter().zip(shapes).collect()
 }
 
-/// Number of trainable parameters with `frames` context frames.
-pub fn parameter_count(frames: usize) -> usize {
-    net_specs(frames).iter().filter(|(n, _)| !n.ends_with("calib")).map(|(_, s)| s.iter().product::<usize>()).sum()
+/// Names of the optional global pitch layer's tensors (a model file has all or none): every
+/// candidate's hidden units `h2` go through one more layer, `relu(h2 · wc + pooled · wg + bc)`,
+/// before `w3`, where `pooled` is the max and mean of `h2` over all candidates — so a candidate's
+/// score can depend on what the whole frame holds (a new note rising beside an old one's tail).
+pub const GLOBAL_NAMES: [&str; 3] = ["listener.net.wg", "listener.net.wc", "listener.net.bc"];
+
+/// Names and shapes of the global pitch layer's tensors ([`GLOBAL_NAMES`]).
+pub fn global_specs() -> Vec<(&'static str, Vec<usize>)> {
+    GLOBAL_NAMES.into_iter().zip([vec![2 * H2, H2], vec![H2, H2], vec![H2]]).collect()
+}
+
+/// Number of trainable parameters with `frames` context frames (and the global pitch layer).
+pub fn parameter_count(frames: usize, global: bool) -> usize {
+    let global = if global { global_specs() } else { Vec::new() };
+    net_specs(frames).iter().chain(&global).filter(|(n, _)| !n.ends_with("calib")).map(|(_, s)| s.iter().product::<usize>()).sum()
 }
 
 /// The gather index `[N_CANDIDATES * in_per_cand(frames)]` into a frame's input row: for
@@ -169,17 +181,26 @@ pub struct NetTensors {
     pub bh1: Tensor,
     pub wh2: Tensor,
     pub bh2: Tensor,
+    /// The global pitch layer (`wg`, `wc`, `bc`; [`GLOBAL_NAMES`]), when the network has one.
+    pub global: Option<[Tensor; 3]>,
 }
 
 impl NetTensors {
-    /// In [`NET_NAMES`] order (without the calibration).
+    /// In [`NET_NAMES`] order (without the calibration), then [`GLOBAL_NAMES`] if there are 13.
     pub fn from_vec(t: Vec<Tensor>) -> NetTensors {
+        let global = t.len() == NET_NAMES.len() - 1 + GLOBAL_NAMES.len();
         let mut it = t.into_iter();
-        let mut n = || it.next().expect("ten network tensors");
-        NetTensors { w1: n(), b1: n(), w2: n(), b2: n(), w3: n(), b3: n(), wh1: n(), bh1: n(), wh2: n(), bh2: n() }
+        let mut n = || it.next().expect("ten or thirteen network tensors");
+        let mut net = NetTensors { w1: n(), b1: n(), w2: n(), b2: n(), w3: n(), b3: n(), wh1: n(), bh1: n(), wh2: n(), bh2: n(), global: None };
+        if global {
+            net.global = Some([n(), n(), n()]);
+        }
+        net
     }
     pub fn to_vec(&self) -> Vec<&Tensor> {
-        vec![&self.w1, &self.b1, &self.w2, &self.b2, &self.w3, &self.b3, &self.wh1, &self.bh1, &self.wh2, &self.bh2]
+        let mut v = vec![&self.w1, &self.b1, &self.w2, &self.b2, &self.w3, &self.b3, &self.wh1, &self.bh1, &self.wh2, &self.bh2];
+        v.extend(self.global.iter().flatten());
+        v
     }
 }
 
@@ -192,9 +213,17 @@ pub fn forward(net: &NetTensors, index: &Tensor, rows: &Tensor, levels: &Tensor)
     let x = rows.index_select(index, 1)?.reshape((b * N_CANDIDATES, index.dim(0)? / N_CANDIDATES))?;
     let h1 = x.matmul(&net.w1)?.broadcast_add(&net.b1)?.relu()?;
     let h2 = h1.matmul(&net.w2)?.broadcast_add(&net.b2)?.relu()?;
-    let logits = h2.matmul(&net.w3)?.broadcast_add(&net.b3)?.reshape((b, N_CANDIDATES))?;
-    let h2 = h2.reshape((b, N_CANDIDATES, H2))?;
-    let pooled = Tensor::cat(&[h2.max(1)?, h2.mean(1)?, levels.clone()], 1)?;
+    let h2c = h2.reshape((b, N_CANDIDATES, H2))?;
+    let (h2_max, h2_mean) = (h2c.max(1)?, h2c.mean(1)?);
+    let last = match &net.global {
+        None => h2,
+        Some([wg, wc, bc]) => {
+            let g = Tensor::cat(&[&h2_max, &h2_mean], 1)?.matmul(wg)?.broadcast_add(bc)?; // [B, H2]
+            h2.matmul(wc)?.reshape((b, N_CANDIDATES, H2))?.broadcast_add(&g.unsqueeze(1)?)?.relu()?.reshape((b * N_CANDIDATES, H2))?
+        }
+    };
+    let logits = last.matmul(&net.w3)?.broadcast_add(&net.b3)?.reshape((b, N_CANDIDATES))?;
+    let pooled = Tensor::cat(&[h2_max, h2_mean, levels.clone()], 1)?;
     let hh = pooled.matmul(&net.wh1)?.broadcast_add(&net.bh1)?.relu()?;
     let heads = hh.matmul(&net.wh2)?.broadcast_add(&net.bh2)?;
     Ok((logits, heads))
@@ -340,6 +369,11 @@ struct HostStep {
     hh: Vec<f32>,
     /// Inputs per candidate.
     in_per_cand: usize,
+    /// The global pitch layer (`wg`, `wc`, `bc`) and its buffers (`h3` per candidate, `g` per
+    /// frame), when the network has one.
+    global: Option<[Vec<f32>; 3]>,
+    h3: Vec<f32>,
+    g: Vec<f32>,
 }
 
 /// `dst[m×n] = lhs[m×k] · rhs[k×n]`, all row-major and contiguous, on this thread.
@@ -400,6 +434,9 @@ impl HostStep {
             pooled: vec![0.0; head_in(frames)],
             hh: vec![0.0; HEAD_H],
             in_per_cand: in_per_cand(frames),
+            global: if model.get(GLOBAL_NAMES[0]).is_some() { Some([get(GLOBAL_NAMES[0])?, get(GLOBAL_NAMES[1])?, get(GLOBAL_NAMES[2])?]) } else { None },
+            h3: vec![0.0; N_CANDIDATES * H2],
+            g: vec![0.0; H2],
         })
     }
 
@@ -436,6 +473,23 @@ impl HostStep {
         }
         mean.iter_mut().for_each(|v| *v /= N_CANDIDATES as f32);
         lv.copy_from_slice(levels);
+        if let Some([wg, wc, bc]) = &self.global {
+            // The logits above were those of a network without the layer: replaced.
+            self.g.copy_from_slice(bc);
+            for (i, p) in self.pooled[..2 * H2].iter().enumerate() {
+                for (g, w) in self.g.iter_mut().zip(&wg[i * H2..(i + 1) * H2]) {
+                    *g += p * w;
+                }
+            }
+            matmul(&mut self.h3, &self.h2, wc, N_CANDIDATES, H2, H2);
+            for (r, logit) in self.h3.chunks_exact(H2).zip(self.logits.iter_mut()) {
+                let mut l = self.b3;
+                for ((v, g), w) in r.iter().zip(&self.g).zip(&self.w3) {
+                    l += (v + g).max(0.0) * w;
+                }
+                *logit = l;
+            }
+        }
         for (j, h) in self.hh.iter_mut().enumerate() {
             let mut s = self.bh1[j];
             for (i, p) in self.pooled.iter().enumerate() {
@@ -476,7 +530,8 @@ impl ListenerNet {
         let interp = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
         let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
         let mut ts = Vec::new();
-        for name in NET_NAMES.iter().filter(|n| !n.ends_with("calib")) {
+        let global = if model.get(GLOBAL_NAMES[0]).is_some() { &GLOBAL_NAMES[..] } else { &[] };
+        for name in NET_NAMES.iter().filter(|n| !n.ends_with("calib")).chain(global) {
             let t = model.get(name).ok_or_else(|| candle_core::Error::Msg(format!("model lacks {name}")))?;
             ts.push(upload(t, device)?);
         }

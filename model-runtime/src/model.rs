@@ -189,6 +189,12 @@ impl Model {
             for (name, shape) in net_specs(frames) {
                 tensors.insert(name, read(name, &shape)?);
             }
+            // Optional: the global pitch layer, all three tensors or none.
+            if crate::listener_net::GLOBAL_NAMES.iter().any(|n| st.names().contains(n)) {
+                for (name, shape) in crate::listener_net::global_specs() {
+                    tensors.insert(name, read(name, &shape)?);
+                }
+            }
         }
         // Optional: the note decoder's thresholds fitted to this listener, live and placed.
         if has_net && st.names().contains(&DECODER_TUNING) {

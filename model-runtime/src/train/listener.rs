@@ -47,6 +47,8 @@ pub struct TrainConfig {
     /// Hummed training phrases sung with a much steeper source slope (nearly sinusoidal hums;
     /// see [`super::dataset::make_clip_full`]).
     pub steep_hums: bool,
+    /// The network with the global pitch layer ([`net::GLOBAL_NAMES`]).
+    pub global_pitch: bool,
 }
 
 impl Default for TrainConfig {
@@ -65,6 +67,7 @@ impl Default for TrainConfig {
             repeat_weight: 1.0,
             transition_weight: 1.0,
             steep_hums: false,
+            global_pitch: false,
         }
     }
 }
@@ -235,11 +238,13 @@ fn validate(vars: &NetTensors, index: &Tensor, val: &[Example], d: usize, cfg: &
     Ok((pitch_ok as f32 / voiced_ref.max(1) as f32, voicing_ok as f32 / frames.max(1) as f32, loss_sum / batches.max(1) as f32))
 }
 
-/// Deterministic initial weights (He-scaled normal, zero biases) for `frames` context frames.
-fn init_vars(seed: u64, frames: usize, dev: &Device) -> candle_core::Result<Vec<Var>> {
+/// Deterministic initial weights (He-scaled normal, zero biases) for `frames` context frames
+/// (and the global pitch layer, drawn after the rest so that the other weights start as without).
+fn init_vars(seed: u64, frames: usize, global: bool, dev: &Device) -> candle_core::Result<Vec<Var>> {
     let mut r = Rand::new(seed ^ 0x5eed_1157);
     let mut vars = Vec::new();
-    for (name, shape) in net::net_specs(frames).iter().filter(|(n, _)| !n.ends_with("calib")) {
+    let global = if global { net::global_specs() } else { Vec::new() };
+    for (name, shape) in net::net_specs(frames).iter().chain(&global).filter(|(n, _)| !n.ends_with("calib")) {
         let count: usize = shape.iter().product();
         let data: Vec<f32> = if shape.len() == 2 {
             let std = (2.0 / shape[0] as f32).sqrt();
@@ -261,7 +266,8 @@ fn tensors_of(vars: &[Var]) -> NetTensors {
 /// The trained network as named host tensors (for a model file), calibration included.
 pub fn export(vars: &NetTensors, detection_hops: usize, context: &[usize]) -> candle_core::Result<Vec<(&'static str, HostTensor)>> {
     let mut out = Vec::new();
-    for ((name, shape), t) in net::net_specs(context.len()).into_iter().filter(|(n, _)| !n.ends_with("calib")).zip(vars.to_vec()) {
+    let global = if vars.global.is_some() { net::global_specs() } else { Vec::new() };
+    for ((name, shape), t) in net::net_specs(context.len()).into_iter().chain(global).filter(|(n, _)| !n.ends_with("calib")).zip(vars.to_vec()) {
         out.push((name, HostTensor { shape, data: t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()? }));
     }
     // [voicing threshold, onset threshold, detection hops, level gate dBFS]: the trained voicing
@@ -293,7 +299,7 @@ pub fn train(cfg: &TrainConfig, progress: &mut dyn FnMut(Progress)) -> candle_co
     let all: Vec<(usize, usize)> = train_set.iter().enumerate().flat_map(|(e, ex)| (d..ex.frames).map(move |t| (e, t))).collect();
     let frames = cfg.context.len();
     let index = Tensor::from_vec(net::gather_index(frames), N_CANDIDATES * net::in_per_cand(frames), &dev)?;
-    let vars = init_vars(cfg.seed, frames, &dev)?;
+    let vars = init_vars(cfg.seed, frames, cfg.global_pitch, &dev)?;
     let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.lr, weight_decay: 1e-4, ..Default::default() })?;
     let mut r = Rand::new(cfg.seed ^ 0x0ba7_c4e5);
     let started = std::time::Instant::now();
@@ -369,14 +375,16 @@ mod tests {
         // The shipped context; a longer one as `train listener --hops 12 --context …` makes
         // (its own file tensor; 17 frames of history); and eight frames reaching 32 hops back
         // (a wider first layer and head).
-        for (context, delay) in [(CONTEXT.to_vec(), 3), (vec![0, 5, 9, 12, 14, 16], 12), (vec![0, 1, 2, 3, 5, 7, 12, 32], 3)] {
+        // The last adds the global pitch layer.
+        for (context, delay, global) in [(CONTEXT.to_vec(), 3, false), (vec![0, 5, 9, 12, 14, 16], 12, false), (vec![0, 1, 2, 3, 5, 7, 12, 32], 3, false), (vec![0, 1, 2, 3, 5, 7, 12, 32], 3, true)] {
             let dev = Device::Cpu;
-            let vars = init_vars(7, context.len(), &dev).unwrap();
+            let vars = init_vars(7, context.len(), global, &dev).unwrap();
             let mut all = crate::v0::build_tensors();
             all.extend(export(&tensors_of(&vars), delay, &context).unwrap());
             let bytes = crate::model::Model::serialize("test-net", &all).unwrap();
             let model = crate::model::Model::from_bytes(&bytes).unwrap();
             assert!(model.has_trained_listener());
+            assert_eq!(model.get(net::GLOBAL_NAMES[0]).is_some(), global, "the file keeps the global pitch layer");
             assert_eq!(net::context_of(&model), context);
             assert_eq!(crate::generator::detection_delay(crate::generator::ListenerKind::Trained, &model), delay);
             // Only the engine's own delay plays.
@@ -414,7 +422,7 @@ mod tests {
 
     #[test]
     fn a_model_file_whose_context_disagrees_with_its_layers_is_refused() {
-        let vars = init_vars(7, 8, &Device::Cpu).unwrap();
+        let vars = init_vars(7, 8, false, &Device::Cpu).unwrap();
         let file = |context: &[usize], tensors: &[(&'static str, HostTensor)]| {
             let mut all = crate::v0::build_tensors();
             all.extend(tensors.iter().filter(|(n, _)| *n != "listener.net.context").cloned());

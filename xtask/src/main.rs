@@ -32,7 +32,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   eval listener-real [--model FILE] [--png FILE]
                                    both listeners on ../shared/data/real-singing (docs/listener-real.png;
                                    with --model: that file's trained listener, runs/listener-real.png)
-  eval fit-decoder [--model FILE] [--clips N] [--clean-clips M] [--rounds R] [--melodies K] [--min-gain G] [--only live|placed] [--write] [--no-heldout]
+  eval fit-decoder [--model FILE] [--clips N] [--clean-clips M] [--rounds R] [--melodies K] [--min-gain G] [--only live|placed] [--hold KNOB,…] [--write] [--no-heldout]
                                    fit the note decoder's thresholds to a listener on validation clips (--write: into the model file), then score them held out and on fresh clips
   eval listener-frames FILE [A B]  the trained listener's frames of a recording from A to B s (pitch, confidence, voicing, onset)
   eval pianist [--model FILE]      trained vs v0 pianist vs FluidR3 against the held-out TimGM6mb piano (docs/pianist-eval.json)

@@ -757,6 +757,32 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
     // steps are within what the validation clips can tell apart.
     let mut min_gain = 0.002f32;
     set_flag(args, "--min-gain", &mut min_gain)?;
+    // The knobs and their values (checked before the clips are heard).
+    type Set = fn(&mut DecoderTuning, f32);
+    let mut knobs: Vec<(&str, Vec<f32>, Set)> = vec![
+        ("voicing offset", vec![-0.25, -0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1], |v, x| v.voicing_offset = x),
+        ("settle spread", vec![0.2, 0.3, 0.4, 0.5, 0.6], |v, x| v.settle_spread = x),
+        ("settle step", vec![0.03, 0.045, 0.06, 0.1, 0.15], |v, x| v.settle_step = x),
+        ("wait frames", vec![6.0, 9.0, 12.0, 15.0], |v, x| v.wait_frames = x as u64),
+        ("extrapolate", vec![0.0, 1.5, 3.0, 4.5], |v, x| v.extrapolate = x),
+        ("off frames", vec![4.0, 5.0, 6.0, 8.0, 10.0], |v, x| v.off_frames = x as u32),
+        ("onset peak", vec![0.5, 0.65, 0.75, 0.85, 0.95], |v, x| v.onset_peak = x),
+        ("change deviation", vec![0.8, 0.9, 1.0, 1.1, 1.2], |v, x| v.change_deviation = x),
+        ("change jump", vec![1.2, 1.4, 1.7, 2.0], |v, x| v.change_jump = x),
+        ("scoop rise", vec![0.5, 0.6, 0.7, 0.8], |v, x| v.scoop_rise = x),
+        ("vibrato margin", vec![0.1, 0.2, 0.3, 0.4], |v, x| v.vibrato_margin = x),
+        ("confidence min", vec![0.5, 0.6, 0.7, 0.8, 0.9], |v, x| v.confidence_min = x),
+        ("lead gate dB", vec![10.0, 15.0, 20.0, 30.0], |v, x| v.lead_gate_db = x),
+        ("octave below max", vec![0.15, 0.2, 0.3, 0.5, 1.0], |v, x| v.octave_below_max = x),
+    ];
+    // `--hold NAME,…`: knobs kept at the file's values (names as printed, spaces or hyphens).
+    if let Some(hold) = flag::<String>(args, "--hold")? {
+        let held: Vec<String> = hold.split(',').map(|h| h.trim().replace('-', " ")).collect();
+        if let Some(h) = held.iter().find(|h| !knobs.iter().any(|k| k.0 == h.as_str())) {
+            anyhow::bail!("--hold {hold}: no knob named {h:?} (knobs: {})", knobs.iter().map(|k| k.0.replace(' ', "-")).collect::<Vec<_>>().join(", "));
+        }
+        knobs.retain(|k| !held.iter().any(|h| h == k.0));
+    }
     let t0 = std::time::Instant::now();
     let noisy = hear_clips(&model, VALIDATION_FIRST_CLIP, n_noisy, 1.0)?;
     let clean = hear_clips(&model, VALIDATION_FIRST_CLIP + n_noisy as u64, n_clean, 0.0)?;
@@ -773,23 +799,6 @@ pub fn fit_decoder(root: &Path, args: &[String]) -> Result<()> {
         let [a, b, c] = [&noisy, &clean, &melodies].map(|set| score_heard(&model, set, live, placed));
         [[a.0.f1(), b.0.f1(), c.0.f1()], [a.1.f1(), b.1.f1(), c.1.f1()]]
     };
-    type Set = fn(&mut DecoderTuning, f32);
-    let knobs: Vec<(&str, Vec<f32>, Set)> = vec![
-        ("voicing offset", vec![-0.25, -0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1], |v, x| v.voicing_offset = x),
-        ("settle spread", vec![0.2, 0.3, 0.4, 0.5, 0.6], |v, x| v.settle_spread = x),
-        ("settle step", vec![0.03, 0.045, 0.06, 0.1, 0.15], |v, x| v.settle_step = x),
-        ("wait frames", vec![6.0, 9.0, 12.0, 15.0], |v, x| v.wait_frames = x as u64),
-        ("extrapolate", vec![0.0, 1.5, 3.0, 4.5], |v, x| v.extrapolate = x),
-        ("off frames", vec![4.0, 5.0, 6.0, 8.0, 10.0], |v, x| v.off_frames = x as u32),
-        ("onset peak", vec![0.5, 0.65, 0.75, 0.85, 0.95], |v, x| v.onset_peak = x),
-        ("change deviation", vec![0.8, 0.9, 1.0, 1.1, 1.2], |v, x| v.change_deviation = x),
-        ("change jump", vec![1.2, 1.4, 1.7, 2.0], |v, x| v.change_jump = x),
-        ("scoop rise", vec![0.5, 0.6, 0.7, 0.8], |v, x| v.scoop_rise = x),
-        ("vibrato margin", vec![0.1, 0.2, 0.3, 0.4], |v, x| v.vibrato_margin = x),
-        ("confidence min", vec![0.5, 0.6, 0.7, 0.8, 0.9], |v, x| v.confidence_min = x),
-        ("lead gate dB", vec![10.0, 15.0, 20.0, 30.0], |v, x| v.lead_gate_db = x),
-        ("octave below max", vec![0.15, 0.2, 0.3, 0.5, 1.0], |v, x| v.octave_below_max = x),
-    ];
     let live0 = trained_voicing(&model);
     let placed0 = live0.for_placement();
     let mut fitted = [live0, placed0];

@@ -143,10 +143,23 @@ pub fn global_specs() -> Vec<(&'static str, Vec<usize>)> {
     GLOBAL_NAMES.into_iter().zip([vec![2 * H2, H2], vec![H2, H2], vec![H2]]).collect()
 }
 
+/// Names and shapes of the trainable tensors with `frames` context frames (and the global pitch
+/// layer): [`net_specs`] without the calibration, then [`global_specs`]. The order of
+/// [`NetTensors::to_vec`].
+pub fn trainable_specs(frames: usize, global: bool) -> Vec<(&'static str, Vec<usize>)> {
+    let global = if global { global_specs() } else { Vec::new() };
+    net_specs(frames).into_iter().filter(|(n, _)| !n.ends_with("calib")).chain(global).collect()
+}
+
+/// Whether `model`'s network has the global pitch layer (the reader keeps all three tensors or
+/// none).
+pub fn has_global_layer(model: &Model) -> bool {
+    model.get(GLOBAL_NAMES[0]).is_some()
+}
+
 /// Number of trainable parameters with `frames` context frames (and the global pitch layer).
 pub fn parameter_count(frames: usize, global: bool) -> usize {
-    let global = if global { global_specs() } else { Vec::new() };
-    net_specs(frames).iter().chain(&global).filter(|(n, _)| !n.ends_with("calib")).map(|(_, s)| s.iter().product::<usize>()).sum()
+    trainable_specs(frames, global).iter().map(|(_, s)| s.iter().product::<usize>()).sum()
 }
 
 /// The gather index `[N_CANDIDATES * in_per_cand(frames)]` into a frame's input row: for
@@ -434,7 +447,7 @@ impl HostStep {
             pooled: vec![0.0; head_in(frames)],
             hh: vec![0.0; HEAD_H],
             in_per_cand: in_per_cand(frames),
-            global: if model.get(GLOBAL_NAMES[0]).is_some() { Some([get(GLOBAL_NAMES[0])?, get(GLOBAL_NAMES[1])?, get(GLOBAL_NAMES[2])?]) } else { None },
+            global: if has_global_layer(model) { Some([get(GLOBAL_NAMES[0])?, get(GLOBAL_NAMES[1])?, get(GLOBAL_NAMES[2])?]) } else { None },
             h3: vec![0.0; N_CANDIDATES * H2],
             g: vec![0.0; H2],
         })
@@ -461,11 +474,15 @@ impl HostStep {
         let (mean, lv) = rest.split_at_mut(H2);
         max.iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
         mean.iter_mut().for_each(|v| *v = 0.0);
+        // Without the global pitch layer the logits come straight from `h2`; with it, below.
+        let plain = self.global.is_none();
         for (r, logit) in self.h2.chunks_exact_mut(H2).zip(self.logits.iter_mut()) {
             let mut l = 0.0f32;
             for (j, (v, b)) in r.iter_mut().zip(&self.b2).enumerate() {
                 *v = (*v + b).max(0.0);
-                l += *v * self.w3[j];
+                if plain {
+                    l += *v * self.w3[j];
+                }
                 max[j] = max[j].max(*v);
                 mean[j] += *v;
             }
@@ -474,7 +491,6 @@ impl HostStep {
         mean.iter_mut().for_each(|v| *v /= N_CANDIDATES as f32);
         lv.copy_from_slice(levels);
         if let Some([wg, wc, bc]) = &self.global {
-            // The logits above were those of a network without the layer: replaced.
             self.g.copy_from_slice(bc);
             for (i, p) in self.pooled[..2 * H2].iter().enumerate() {
                 for (g, w) in self.g.iter_mut().zip(&wg[i * H2..(i + 1) * H2]) {
@@ -530,13 +546,12 @@ impl ListenerNet {
         let interp = crate::features::log_frequency_matrix(timing.sample_rate, timing.fft_len, timing.analysis_bins);
         let interp = Tensor::from_vec(interp, (timing.analysis_bins, N_FEATURES), device)?;
         let mut ts = Vec::new();
-        let global = if model.get(GLOBAL_NAMES[0]).is_some() { &GLOBAL_NAMES[..] } else { &[] };
-        for name in NET_NAMES.iter().filter(|n| !n.ends_with("calib")).chain(global) {
+        let context = context_of(model);
+        let frames = context.len();
+        for (name, _) in trainable_specs(frames, has_global_layer(model)) {
             let t = model.get(name).ok_or_else(|| candle_core::Error::Msg(format!("model lacks {name}")))?;
             ts.push(upload(t, device)?);
         }
-        let context = context_of(model);
-        let frames = context.len();
         let gather = gather_index(frames);
         let index = Tensor::from_slice(&gather, gather.len(), device)?;
         Ok(ListenerNet {

@@ -243,8 +243,7 @@ fn validate(vars: &NetTensors, index: &Tensor, val: &[Example], d: usize, cfg: &
 fn init_vars(seed: u64, frames: usize, global: bool, dev: &Device) -> candle_core::Result<Vec<Var>> {
     let mut r = Rand::new(seed ^ 0x5eed_1157);
     let mut vars = Vec::new();
-    let global = if global { net::global_specs() } else { Vec::new() };
-    for (name, shape) in net::net_specs(frames).iter().chain(&global).filter(|(n, _)| !n.ends_with("calib")) {
+    for (name, shape) in &net::trainable_specs(frames, global) {
         let count: usize = shape.iter().product();
         let data: Vec<f32> = if shape.len() == 2 {
             let std = (2.0 / shape[0] as f32).sqrt();
@@ -266,8 +265,7 @@ fn tensors_of(vars: &[Var]) -> NetTensors {
 /// The trained network as named host tensors (for a model file), calibration included.
 pub fn export(vars: &NetTensors, detection_hops: usize, context: &[usize]) -> candle_core::Result<Vec<(&'static str, HostTensor)>> {
     let mut out = Vec::new();
-    let global = if vars.global.is_some() { net::global_specs() } else { Vec::new() };
-    for ((name, shape), t) in net::net_specs(context.len()).into_iter().chain(global).filter(|(n, _)| !n.ends_with("calib")).zip(vars.to_vec()) {
+    for ((name, shape), t) in net::trainable_specs(context.len(), vars.global.is_some()).into_iter().zip(vars.to_vec()) {
         out.push((name, HostTensor { shape, data: t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()? }));
     }
     // [voicing threshold, onset threshold, detection hops, level gate dBFS]: the trained voicing

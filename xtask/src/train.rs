@@ -37,7 +37,7 @@ pub fn train_cmd(root: &Path, args: &[String]) -> Result<()> {
         Some("listener") => train_listener(root, &args[1..]),
         Some("listener-curve") => listener_curve(root, &args[1..]),
         Some("pianist") => crate::pianist::train_pianist(root, &args[1..]),
-        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--context A,B,…] [--steep-hums] [--global-pitch] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
+        _ => bail!("usage: cargo xtask train listener [--steps N] [--clips N] [--seed S] [--hops D] [--context A,B,…] [--steep-hums] [--no-global-pitch] [--out FILE]\n       cargo xtask train pianist [--steps N] [--seed S] [--batch B] [--key-step K] [--out FILE]"),
     }
 }
 
@@ -62,7 +62,13 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     set_flag(args, "--repeat-weight", &mut cfg.repeat_weight)?;
     cfg.articulated_onsets = args.iter().any(|a| a == "--articulated-onsets");
     cfg.steep_hums = args.iter().any(|a| a == "--steep-hums");
-    cfg.global_pitch = args.iter().any(|a| a == "--global-pitch");
+    // The global pitch layer is the default since the twenty-third session; `--global-pitch`
+    // (the earlier sessions' commands) still names it.
+    let (with, without) = (args.iter().any(|a| a == "--global-pitch"), args.iter().any(|a| a == "--no-global-pitch"));
+    if with && without {
+        bail!("--global-pitch and --no-global-pitch: choose one");
+    }
+    cfg.global_pitch = !without;
     let out: PathBuf = flag::<String>(args, "--out")?.map(PathBuf::from).unwrap_or_else(|| root.join(SHIPPED));
     // The file written: the v0 tensors, the trained pianist if the shipped file has it, and this
     // network. Loaded before training, so that a file that cannot be read stops the command now
@@ -84,8 +90,8 @@ fn train_listener(root: &Path, args: &[String]) -> Result<()> {
     if cfg.steep_hums {
         run_name += "-steep-hums";
     }
-    if cfg.global_pitch {
-        run_name += "-global-pitch";
+    if !cfg.global_pitch {
+        run_name += "-no-global-pitch";
     }
     if cfg.repeat_weight != 1.0 {
         run_name += &format!("-repeat-weight{}", cfg.repeat_weight);

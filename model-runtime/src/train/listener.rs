@@ -47,7 +47,8 @@ pub struct TrainConfig {
     /// Hummed training phrases sung with a much steeper source slope (nearly sinusoidal hums;
     /// see [`super::dataset::make_clip_full`]).
     pub steep_hums: bool,
-    /// The network with the global pitch layer ([`net::GLOBAL_NAMES`]).
+    /// The network with the global pitch layer ([`net::GLOBAL_NAMES`]; the shipped listener has
+    /// it since the twenty-third session).
     pub global_pitch: bool,
 }
 
@@ -67,7 +68,7 @@ impl Default for TrainConfig {
             repeat_weight: 1.0,
             transition_weight: 1.0,
             steep_hums: false,
-            global_pitch: false,
+            global_pitch: true,
         }
     }
 }
@@ -358,9 +359,9 @@ mod tests {
         eprintln!("loss over steps 1-10: {first:.3}, over steps 21-30: {last:.3}");
         assert!(first.is_finite() && last.is_finite());
         assert!(last < 0.8 * first, "loss did not fall: {first} -> {last}");
-        // The network, its calibration and its context (not the offsets a file without one
-        // stands for).
-        assert_eq!(tensors.len(), net::NET_NAMES.len() + 1);
+        // The network, its calibration, its context (not the offsets a file without one
+        // stands for) and the global pitch layer.
+        assert_eq!(tensors.len(), net::NET_NAMES.len() + 1 + net::GLOBAL_NAMES.len());
         // Seeded: the same command trains the same network.
         let (again, _) = train(&cfg, &mut |_| {}).unwrap();
         for ((n, a), (_, b)) in tensors.iter().zip(&again) {

@@ -711,10 +711,11 @@ pub fn listener_frames(root: &Path, args: &[String]) -> Result<()> {
         if time < from || time > to {
             continue;
         }
+        // The share below is the frame's own (what the live decoder doubts by); the share above
+        // only this tool reports.
         let l = &logits[k * n..(k + 1) * n];
-        let best = hummingface_runtime::listener::first_max(l) as isize;
-        let (below, above) = (pitch_share(l, best - octave), pitch_share(l, best + octave));
-        println!("{time:6.3}  {:5.2}  {:4.2}  {:7.2}  {:5.2}  {below:12.3}  {above:12.3}", f.pitch_midi, f.confidence, f.periodicity, f.flux);
+        let above = pitch_share(l, hummingface_runtime::listener::first_max(l) as isize + octave);
+        println!("{time:6.3}  {:5.2}  {:4.2}  {:7.2}  {:5.2}  {:12.3}  {above:12.3}", f.pitch_midi, f.confidence, f.periodicity, f.flux, f.octave_below);
     }
     Ok(())
 }
